@@ -1,0 +1,96 @@
+"""The tab-separated batch format of COMuniq ONE (seed 000) for extensions.
+
+One extension a line: number, name, PIN, area code, display name and an
+optional e-mail address. Lines that are empty or start with '#' are skipped.
+Each field is checked here, with the column, because a batch row has no YAML
+position to point at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .diagnostics import Diagnostics, Source
+from .loader import read_text
+from .model import AREA_CODE_PATTERN, EMAIL_PATTERN, PIN_PATTERN, Extension
+
+COLUMNS = ("number", "name", "pin", "area_code", "display_name", "email")
+_AREA_CODE = re.compile(AREA_CODE_PATTERN)
+_EMAIL = re.compile(EMAIL_PATTERN)
+_PIN = re.compile(PIN_PATTERN)
+_DIGITS = re.compile(r"^[0-9]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    extension: Extension
+    source: Source
+
+
+def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics) -> list[BatchRow]:
+    """Extensions of a batch file; bad rows become diagnostics and are skipped."""
+    text = read_text(path, shown, diagnostics)
+    if text is None:
+        return []
+    rows = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        row = _parse_row(line, Source(shown, line_number), dial_plan, diagnostics)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostics):
+    fields = line.split("\t")
+    if len(fields) not in (5, 6):
+        diagnostics.error(
+            where,
+            f"expected 5 or 6 tab-separated columns, found {len(fields)}",
+            "write number<TAB>name<TAB>pin<TAB>area_code<TAB>display_name[<TAB>email]",
+        )
+        return None
+    starts = [0]
+    for value in fields[:-1]:
+        starts.append(starts[-1] + len(value) + 1)
+    ok = True
+    for index, (column, value) in enumerate(zip(COLUMNS, fields)):
+        problem = _column_problem(column, value, dial_plan)
+        if problem:
+            ok = False
+            at = Source(where.file, where.line, starts[index] + 1)
+            diagnostics.error(at, f"column {index + 1} ({column}): {problem[0]}", problem[1])
+    if not ok:
+        return None
+    number, name, pin, area_code, display_name = fields[:5]
+    email = fields[5] if len(fields) == 6 and fields[5] else None
+    extension = Extension.model_construct(
+        number=number, name=name, pin=pin, area_code=area_code,
+        display_name=display_name, email=email,
+        product=None, addons=[], start_date=None, reference=None,
+    )
+    return BatchRow(extension, where)
+
+
+def _column_problem(column: str, value: str, dial_plan: int) -> tuple[str, str] | None:
+    """(what is wrong, how to fix it) for one batch column, or None."""
+    if column == "number":
+        if not (_DIGITS.match(value) and len(value) == dial_plan):
+            return (f"extension number '{value}' is not {dial_plan} digits",
+                    f"the tenant's dial plan has {dial_plan}-digit extensions")
+    elif column in ("name", "display_name"):
+        if not value.strip():
+            return (f"the {column.replace('_', ' ')} is empty", "fill it in")
+    elif column == "pin":
+        if not _PIN.match(value):  # never echo the PIN itself
+            return "the PIN must be 4–8 digits", "use '0000' to make the user choose one"
+    elif column == "area_code":
+        if not _AREA_CODE.match(value):
+            return f"area code '{value}' is not valid", "write it like '030' or '089'"
+    elif column == "email":
+        if value and not _EMAIL.match(value):
+            return f"'{value}' is not a valid e-mail address", "fix it or leave the column empty"
+    return None

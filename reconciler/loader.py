@@ -1,0 +1,332 @@
+"""Load stage: environment directories → YAML documents that know their lines.
+
+Parsing uses ruamel.yaml's C composer (libyaml) and our own small constructor
+instead of ruamel's Python constructors: the round-trip loader is far too slow
+for 100k extensions, and the safe constructor loses line numbers and coerces
+scalars (`0100` → 64, `no` → False). Ours keeps every plain scalar a string
+except `null`/`~`/empty and `true`/`false`, records `line:column` of every
+mapping, key and list item, refuses duplicate keys, custom tags, `%YAML`
+directives and aliases that expand beyond a small bound.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml.cyaml import CBaseLoader
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from .diagnostics import Diagnostic, Diagnostics, Source, display_path
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+# Nodes an alias may add by expansion, across one document. Real manifests
+# use a handful of anchors; a "billion laughs" needs millions.
+ALIAS_EXPANSION_LIMIT = 10_000
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = frozenset(_CORE + t for t in ("str", "map", "seq", "null", "bool", "int", "float"))
+_YAML_DIRECTIVE = re.compile(r"^%YAML\b", re.MULTILINE)
+
+
+def _pack(line: int, column: int) -> int:
+    return (line << 16) | column
+
+
+def unpack(position: int) -> tuple[int, int]:
+    """(line, column), both 1-based, from a packed position."""
+    return position >> 16, position & 0xFFFF
+
+
+class YMap(dict):
+    """A mapping that remembers where it and each of its keys stood."""
+
+    __slots__ = ("position", "key_positions")
+
+
+class YList(list):
+    """A sequence that remembers where it and each item stood."""
+
+    __slots__ = ("position", "item_positions")
+
+
+@dataclass(slots=True)
+class Document:
+    kind: str
+    body: YMap
+    file: Path  # absolute path of the manifest
+    env: Path  # absolute path of the environment root
+    source: Source  # where the document starts
+
+    def locate(self, *path: str | int) -> Source:
+        """The source of a field inside this document, as deep as it can be found."""
+        return locate(self.body, self.source.file, path)
+
+
+@dataclass
+class LoadResult:
+    documents: list[Document] = field(default_factory=list)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+
+def locate(node: object, file: str, path: tuple | list) -> Source:
+    """Walk `path` through YMap/YList and return the deepest known position."""
+    position = getattr(node, "position", 0)
+    for step in path:
+        if isinstance(node, YMap) and step in node:
+            position = node.key_positions.get(step, position)
+            node = node[step]
+        elif isinstance(node, YList) and isinstance(step, int) and 0 <= step < len(node):
+            position = node.item_positions[step]
+            node = node[step]
+        else:
+            break
+    line, column = unpack(position)
+    return Source(file, line, column)
+
+
+class _Constructor:
+    """Turns composed nodes into YMap/YList/str/bool/None, collecting problems."""
+
+    def __init__(self, file: str, diagnostics: Diagnostics):
+        self.file = file
+        self.diagnostics = diagnostics
+        self.seen: set[int] = set()
+        self.sizes: dict[int, int] = {}
+        self.alias_budget = ALIAS_EXPANSION_LIMIT
+
+    def source(self, node) -> Source:
+        mark = node.start_mark
+        return Source(self.file, mark.line + 1, mark.column + 1)
+
+    def construct(self, node):
+        if id(node) in self.seen:  # an alias: the composer reuses the anchored node
+            self.alias_budget -= self._size(node)
+            if self.alias_budget < 0:
+                raise _AliasBomb(self.source(node))
+        else:
+            self.seen.add(id(node))
+        tag = node.tag
+        if tag not in _ALLOWED_TAGS:
+            self.diagnostics.error(
+                self.source(node),
+                f"tag '{tag}' is not supported",
+                "remove the tag; manifests use plain YAML values",
+            )
+            return None
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, MappingNode):
+            return self._mapping(node)
+        return self._sequence(node)
+
+    @staticmethod
+    def _scalar(node: ScalarNode):
+        value = node.value
+        if node.style or node.tag != _CORE + "str":
+            if node.tag == _CORE + "null":
+                return None
+            if node.tag == _CORE + "bool":
+                return _BOOLS.get(value, value)
+            return value  # quoted, block or !!str/!!int: the text as written
+        if value in _NULLS:
+            return None
+        return _BOOLS.get(value, value)
+
+    def _mapping(self, node: MappingNode) -> YMap:
+        result = YMap()
+        positions: dict = {}
+        for key_node, value_node in node.value:
+            mark = key_node.start_mark
+            if not isinstance(key_node, ScalarNode):
+                self.diagnostics.error(
+                    self.source(key_node), "a key must be a plain name",
+                    "use a simple string as the key",
+                )
+                continue
+            key = key_node.value
+            if key in result:
+                first, _ = unpack(positions[key])
+                self.diagnostics.error(
+                    self.source(key_node),
+                    f"duplicate key '{key}' (first at line {first})",
+                    "remove one of the two; YAML keeps only one of them",
+                )
+                continue
+            positions[key] = _pack(mark.line + 1, mark.column + 1)
+            result[key] = self.construct(value_node)
+        result.position = _pack(node.start_mark.line + 1, node.start_mark.column + 1)
+        result.key_positions = positions
+        return result
+
+    def _sequence(self, node: SequenceNode) -> YList:
+        result = YList(self.construct(item) for item in node.value)
+        result.position = _pack(node.start_mark.line + 1, node.start_mark.column + 1)
+        result.item_positions = [
+            _pack(item.start_mark.line + 1, item.start_mark.column + 1) for item in node.value
+        ]
+        return result
+
+    def _size(self, node) -> int:
+        key = id(node)
+        if key not in self.sizes:
+            self.sizes[key] = 0  # guards against recursive aliases
+            if isinstance(node, MappingNode):
+                size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            elif isinstance(node, SequenceNode):
+                size = 1 + sum(self._size(item) for item in node.value)
+            else:
+                size = 1
+            self.sizes[key] = size
+        return self.sizes[key]
+
+
+class _AliasBomb(Exception):
+    def __init__(self, source: Source):
+        self.source = source
+
+
+def read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
+    """The file as UTF-8 text, or None with a diagnostic for binary/non-UTF-8 files."""
+    data = path.read_bytes()
+    if b"\x00" in data:
+        diagnostics.error(
+            Source(shown, 1), "this is a binary file, not YAML text",
+            "remove it from the environment or give it another extension",
+        )
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        diagnostics.error(
+            Source(shown, line, column),
+            f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            "save the file as UTF-8",
+        )
+        return None
+    return text.removeprefix("\ufeff")
+
+
+def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YMap, Source]]:
+    """Every document of a YAML text, each as (mapping, where it starts)."""
+    match = _YAML_DIRECTIVE.search(text)
+    if match:
+        line = text.count("\n", 0, match.start()) + 1
+        diagnostics.error(
+            Source(shown, line, 1), "a %YAML directive is not allowed",
+            "remove the line; manifests are read as YAML 1.2 without directives",
+        )
+        return []
+    constructor = _Constructor(shown, diagnostics)
+    documents = []
+    loader = CBaseLoader(text)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # construction allocates many small objects and frees none
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            source = constructor.source(node)
+            value = constructor.construct(node)
+            if isinstance(value, YMap):
+                documents.append((value, source))
+            elif value is not None:
+                diagnostics.error(
+                    source, "a document must be a mapping with a 'kind'",
+                    "start the document with 'kind: Account' (or BasePackage, Site, Tenant)",
+                )
+    except MarkedYAMLError as exc:
+        diagnostics.items.append(_syntax_diagnostic(exc, text, shown))
+    except _AliasBomb as exc:
+        diagnostics.error(
+            exc.source,
+            f"aliases expand to more than {ALIAS_EXPANSION_LIMIT} values",
+            "write the values out or use fewer nested aliases",
+        )
+    except RecursionError:
+        diagnostics.error(Source(shown, 1), "the document is nested too deeply",
+                          "flatten the structure")
+    finally:
+        loader.dispose()
+        if gc_was_enabled:
+            gc.enable()
+    return documents
+
+
+def _syntax_diagnostic(exc: MarkedYAMLError, text: str, shown: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 0)
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    lines = text.splitlines()
+    bad_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    hint = "check the indentation, quotes and brackets around this position"
+    if "\t" in bad_line[: max(column, 1)] or (column and bad_line[column - 1 : column] == "\t"):
+        problem = "a tab character is used for indentation"
+        hint = "indent with spaces; YAML does not allow tabs"
+    elif exc.context and exc.problem:
+        problem = f"{exc.context.strip()}: {exc.problem.strip()}"
+    return Diagnostic(Source(shown, line, column), f"YAML syntax error: {problem}", hint)
+
+
+def load_file(path: Path, env: Path) -> LoadResult:
+    """Load one manifest file; never raises for bad content."""
+    result = LoadResult()
+    shown = display_path(path)
+    text = read_text(path, shown, result.diagnostics)
+    if text is None:
+        return result
+    if not text.strip() or all(
+        not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
+    ):
+        result.diagnostics.error(
+            Source(shown, 1), "the file is empty",
+            "add a document ('kind: …') or delete the file",
+        )
+        return result
+    for body, source in parse_yaml(text, shown, result.diagnostics):
+        kind = body.get("kind")
+        if kind is None:
+            result.diagnostics.error(
+                source, "the document has no 'kind'",
+                "add 'kind: Account' (or BasePackage, Site, Tenant) as its first line",
+            )
+            continue
+        result.documents.append(Document(str(kind), body, path, env, source))
+    return result
+
+
+def manifest_files(env: Path) -> list[Path]:
+    """Every *.yaml/*.yml under env, sorted, skipping hidden directories."""
+    files = []
+    for path in env.rglob("*"):
+        relative = path.relative_to(env)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix in MANIFEST_SUFFIXES and path.is_file():
+            files.append(path)
+    return sorted(files)
+
+
+def load_environment(env: Path) -> LoadResult:
+    """All documents of one environment directory, in file order."""
+    result = LoadResult()
+    env = env.resolve()
+    for path in manifest_files(env):
+        if not path.resolve().is_relative_to(env):
+            result.diagnostics.error(
+                Source(display_path(path)), "the file links outside its environment",
+                "copy the file into the environment instead of linking to it",
+            )
+            continue
+        loaded = load_file(path, env)
+        result.documents.extend(loaded.documents)
+        result.diagnostics.extend(loaded.diagnostics)
+    return result

@@ -1,0 +1,233 @@
+"""Validate stage, part two: the rules of SPEC.md that span documents.
+
+Each rule is a small function over `Manifests` that adds diagnostics; all of
+them run, so one run reports every violation.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .diagnostics import Diagnostics, Source
+from .manifests import Manifests, TenantEntry
+from .model import PIN_PATTERN
+from .secrets import password_problem
+
+_PIN = re.compile(PIN_PATTERN)
+MAX_ADMINS = 3
+
+
+def check_rules(manifests: Manifests, diagnostics: Diagnostics) -> None:
+    for rule in RULES:
+        rule(manifests, diagnostics)
+
+
+def check_accounts(m: Manifests, d: Diagnostics) -> None:
+    for number, entry in m.accounts.items():
+        parent = entry.model.parent
+        if parent is None:
+            continue
+        where = entry.at("parent")
+        if parent == number:
+            d.error(where, f"account {number} names itself as parent", "remove 'parent'")
+        elif parent not in m.accounts:
+            d.error(where, f"parent account {parent} of account {number} is not declared",
+                    f"declare an Account with customer_number '{parent}' or fix the reference")
+        elif m.accounts[parent].model.parent is not None:
+            d.error(where, f"account {parent} is itself a sub-account and cannot be a parent",
+                    f"only a main account can have sub-accounts: use parent "
+                    f"'{m.accounts[parent].model.parent}' instead")
+
+
+def check_packages_and_sites(m: Manifests, d: Diagnostics) -> None:
+    for package_id, entry in m.packages.items():
+        if entry.model.account not in m.accounts:
+            d.error(entry.at("account"),
+                    f"account {entry.model.account} of base package '{package_id}' is not declared",
+                    "declare the Account or fix the reference")
+    for site_id, entry in m.sites.items():
+        if entry.model.base_package not in m.packages:
+            d.error(entry.at("base_package"),
+                    f"base package '{entry.model.base_package}' of site '{site_id}' is not declared",
+                    "declare the BasePackage or fix the reference")
+
+
+def check_number_blocks(m: Manifests, d: Diagnostics) -> None:
+    """Blocks never overlap, within a site or across sites."""
+    owner: dict[str, tuple[str, int]] = {}
+    for site_id, entry in m.sites.items():
+        for index, block in enumerate(entry.model.number_blocks):
+            for number in block.numbers():
+                full = f"{block.prefix}{number}"
+                if full in owner:
+                    other, _ = owner[full]
+                    d.error(entry.at("number_blocks", index),
+                            f"number block {block.prefix} {block.from_}–{block.to} of site "
+                            f"'{site_id}' overlaps a block of site '{other}' (at {full})",
+                            "give each site its own range of numbers")
+                    break
+                owner[full] = (site_id, index)
+
+
+def check_tenants(m: Manifests, d: Diagnostics) -> None:
+    for name, entry in m.tenants.items():
+        tenant = entry.model
+        if tenant.account not in m.accounts:
+            d.error(entry.at("account"), f"account {tenant.account} of tenant '{name}' is not declared",
+                    "declare the Account or fix the reference")
+        if tenant.type == "STANDARD" and tenant.effective_charset.upper() != "UTF-8":
+            d.error(entry.at("charset"),
+                    f"a STANDARD tenant always uses UTF-8, not '{tenant.charset}'",
+                    "remove 'charset' or set it to UTF-8 (or use type CUSTOM)")
+        if tenant.logo is not None:
+            logo = (entry.doc.file.parent / tenant.logo).resolve()
+            if not logo.is_relative_to(m.env) or not logo.is_file():
+                d.error(entry.at("logo"), f"logo '{tenant.logo}' is not a file in the environment",
+                        "put the logo next to the manifest and give its relative path")
+        _check_tenant_sites(m, entry, d)
+        _check_main_numbers(m, entry, d)
+
+
+def _check_tenant_sites(m: Manifests, entry: TenantEntry, d: Diagnostics) -> None:
+    tenant = entry.model
+    account = m.accounts.get(tenant.account)
+    allowed = {tenant.account}
+    if account is not None and account.model.parent:
+        allowed.add(account.model.parent)
+    for index, site_id in enumerate(tenant.sites):
+        site = m.sites.get(site_id)
+        if site is None:
+            d.error(entry.at("sites", index), f"site '{site_id}' of tenant '{tenant.name}' is not declared",
+                    "declare the Site or fix the reference")
+            continue
+        package = m.packages.get(site.model.base_package)
+        if package is not None and package.model.account not in allowed:
+            d.error(entry.at("sites", index),
+                    f"site '{site_id}' is booked on base package '{package.model.id}' of account "
+                    f"{package.model.account}, not of the tenant's account {tenant.account} "
+                    "or its main account",
+                    "use a site whose base package belongs to this customer")
+
+
+def _check_main_numbers(m: Manifests, entry: TenantEntry, d: Diagnostics) -> None:
+    tenant = entry.model
+    for field_name in ("main_number", "main_fax_number"):
+        number = getattr(tenant, field_name)
+        if number is None:
+            continue
+        prefix, _, extension = number.rpartition("-")
+        inside = any(
+            block.prefix == prefix and int(extension) in block.numbers()
+            for site_id in tenant.sites if site_id in m.sites
+            for block in m.sites[site_id].model.number_blocks
+        )
+        if not inside:
+            d.error(entry.at(field_name),
+                    f"{field_name} {number} is not in a number block of the tenant's sites",
+                    "pick a number from a block of one of the sites in 'sites'")
+        elif field_name == "main_number" and extension != "0":
+            d.warning(entry.at(field_name), f"main_number {number} is not the block's -0",
+                      "the main number is usually the block's '-0'")
+
+
+def check_masters(m: Manifests, d: Diagnostics) -> None:
+    for name, entry in m.tenants.items():
+        master = entry.model.master
+        if master is not None and master not in m.tenants:
+            d.error(entry.at("master"), f"master tenant '{master}' of tenant '{name}' is not declared",
+                    "declare the master Tenant or fix the reference")
+    reported: set[str] = set()
+    for name in m.tenants:
+        chain, current = [], name
+        while current in m.tenants and current not in chain:
+            chain.append(current)
+            current = m.tenants[current].model.master
+        if current in chain and current not in reported:
+            cycle = chain[chain.index(current):]
+            reported.update(cycle)
+            d.error(m.tenants[current].at("master"),
+                    "master tenants form a cycle: " + " → ".join(cycle + [current]),
+                    "one tenant of the cycle must have no master")
+
+
+def check_extensions(m: Manifests, d: Diagnostics) -> None:
+    for name, entry in m.tenants.items():
+        length = entry.model.dial_plan
+        seen: dict[str, Source] = {}
+        for ext in entry.extensions:
+            number = ext.model.number
+            if number != "auto":
+                if len(number) != length:
+                    d.error(ext.source, f"extension {number} has {len(number)} digits, "
+                            f"but tenant '{name}' has a {length}-digit dial plan",
+                            f"use a {length}-digit number (the dial plan can never be switched)")
+                elif number in seen:
+                    d.error(ext.source, f"extension {number} is used twice in tenant '{name}' "
+                            f"(first at {seen[number].short})", "give each extension its own number")
+                else:
+                    seen[number] = ext.source
+            if ext.pin is not None:
+                _check_pin(ext, d)
+
+
+def _check_pin(ext, d: Diagnostics) -> None:
+    value = ext.pin.reveal()
+    where = ext.source
+    if not _PIN.match(value):
+        d.error(where, f"the PIN of extension '{ext.model.name}' must be 4–8 digits",
+                "use '0000' to make the user choose one at first login")
+    elif ext.pin.origin == "manifest" and value != "0000":
+        d.warning(where, f"the PIN of extension '{ext.model.name}' is written in plain text",
+                  "use {env: NAME} or {file: PATH}, or '0000' to force a change at first login",
+                  rule="secret.plain-text")
+
+
+def check_users(m: Manifests, d: Diagnostics) -> None:
+    owners: dict[str, tuple[str, Source]] = {}  # admin password → (tenant, where)
+    for name, entry in m.tenants.items():
+        users = entry.model.users
+        emails: set[str] = set()
+        admins = [i for i, user in enumerate(users) if user.role == "admin"]
+        for index, user in enumerate(users):
+            if user.email in emails:
+                d.error(entry.at("users", index, "email"),
+                        f"user {user.email} is listed twice in tenant '{name}'", "remove one")
+            emails.add(user.email)
+        if not admins:
+            d.error(entry.at("users") if users else entry.source,
+                    f"tenant '{name}' has no administrator",
+                    "add a user with 'role: admin' (every tenant needs one before hand-over)",
+                    rule="tenant.admin-required", subject=("tenant", name))
+        elif len(admins) > MAX_ADMINS:
+            d.warning(entry.at("users"), f"tenant '{name}' has {len(admins)} administrators",
+                      f"keep administrators few (at most {MAX_ADMINS})")
+        for index in range(len(users)):
+            _check_password(entry, index, index in admins, owners, d)
+
+
+def _check_password(entry: TenantEntry, index: int, is_admin: bool, owners: dict,
+                    d: Diagnostics) -> None:
+    user = entry.model.users[index]
+    secret = entry.passwords.get(user.email)
+    if secret is None:
+        return
+    where = entry.at("users", index, "password")
+    if secret.origin == "manifest":
+        d.warning(where, f"the password of {user.email} is written in plain text",
+                  "use {env: NAME} or {file: PATH}", rule="secret.plain-text")
+    if not is_admin:
+        return
+    problem = password_problem(secret.reveal())
+    if problem:
+        d.error(where, f"the password of admin {user.email} {problem}",
+                "use at least 12 characters without a simple pattern")
+    value = secret.reveal()
+    other = owners.get(value)
+    if other and other[0] != entry.model.name:
+        d.error(where, f"the password of admin {user.email} is also used in tenant '{other[0]}' "
+                f"(at {other[1].short})", "give every tenant's admins their own password")
+    owners.setdefault(value, (entry.model.name, where))
+
+
+RULES = (check_accounts, check_packages_and_sites, check_number_blocks, check_tenants,
+         check_masters, check_extensions, check_users)

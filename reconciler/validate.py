@@ -1,0 +1,202 @@
+"""Validate stage, part one: loaded documents → typed, located manifests.
+
+Checks each document against its kind's model, turns pydantic errors into
+diagnostics at the right `file:line`, reads batch files, resolves secrets and
+refuses two documents with the same identity. Rules across documents follow in
+`rules.py`; `validate_environment` runs both.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from .batch import parse_batch
+from .diagnostics import Diagnostics, Source, did_you_mean, display_path
+from .loader import Document, load_environment
+from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Extension, Site, Tenant
+from .manifests import Located, Manifests, TenantEntry, ExtensionEntry
+from .rules import check_rules
+from .secrets import SecretError, SecretValue, resolve
+
+
+def validate_documents(
+    env: Path, documents: list[Document], diagnostics: Diagnostics, *, need_secrets: bool
+) -> Manifests:
+    """Typed manifests of valid documents; everything else becomes a diagnostic."""
+    manifests = Manifests(env)
+    for doc in documents:
+        model_class = KINDS.get(doc.kind)
+        if model_class is None:
+            diagnostics.error(
+                doc.locate("kind"), f"unknown kind '{doc.kind}'", did_you_mean(doc.kind, list(KINDS))
+            )
+            continue
+        try:
+            model = model_class.model_validate(doc.body)
+        except ValidationError as exc:
+            diagnostics.extend(schema_diagnostics(doc, model_class, exc))
+            continue
+        _register(manifests, model, doc, diagnostics, need_secrets)
+    return manifests
+
+
+_TABLES = {Account: ("accounts", "customer_number"), BasePackage: ("packages", "id"),
+           Site: ("sites", "id"), Tenant: ("tenants", "name")}
+
+
+def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnostics,
+              need_secrets: bool) -> None:
+    table_name, identity_field = _TABLES[type(model)]
+    table = getattr(manifests, table_name)
+    identity = getattr(model, identity_field)
+    if identity in table:
+        first = table[identity].source
+        diagnostics.error(
+            doc.locate(identity_field),
+            f"{doc.kind} '{identity}' is declared twice (first at {first.short})",
+            "remove one of them or give it another " + identity_field,
+        )
+        return
+    if isinstance(model, Tenant):
+        entry = TenantEntry(model, doc)
+        _load_tenant_children(entry, diagnostics, need_secrets)
+        table[identity] = entry
+    else:
+        table[identity] = Located(model, doc)
+
+
+def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_secrets: bool) -> None:
+    tenant, doc = entry.model, entry.doc
+    for index, user in enumerate(tenant.users):
+        if user.password is not None:
+            value = _resolve(user.password, doc, ("users", index, "password"), diagnostics,
+                             need_secrets)
+            if value is not None:
+                entry.passwords[user.email] = value
+    for index, extension in enumerate(tenant.extensions):
+        pin = None
+        if extension.pin is not None:
+            pin = _resolve(extension.pin, doc, ("extensions", index, "pin"), diagnostics,
+                           need_secrets)
+        entry.extensions.append(ExtensionEntry(extension, doc.locate("extensions", index), pin))
+    for index, relative in enumerate(tenant.extensions_from):
+        path = (doc.file.parent / relative).resolve()
+        where = doc.locate("extensions_from", index)
+        if not path.is_relative_to(doc.env):
+            diagnostics.error(where, f"batch file '{relative}' lies outside the environment",
+                              "keep batch files inside the environment directory")
+        elif not path.is_file():
+            diagnostics.error(where, f"batch file '{relative}' does not exist",
+                              "fix the path (relative to this manifest) or create the file")
+        else:
+            for row in parse_batch(path, display_path(path), tenant.dial_plan, diagnostics):
+                pin = SecretValue(row.extension.pin, f"batch {row.source.short}")
+                entry.extensions.append(ExtensionEntry(row.extension, row.source, pin))
+
+
+def _resolve(secret, doc: Document, path: tuple, diagnostics: Diagnostics, need_secrets: bool):
+    try:
+        return resolve(secret, doc.file, doc.env)
+    except SecretError as exc:
+        report = diagnostics.error if need_secrets else diagnostics.warning
+        report(doc.locate(*path), f"{path[-1]}: {exc}", exc.hint)
+        return None
+
+
+def schema_diagnostics(doc: Document, model_class: type[BaseModel], exc: ValidationError):
+    """Readable diagnostics for pydantic errors; secret values are never shown."""
+    diagnostics = Diagnostics()
+    reported: set[tuple] = set()
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        secret_at = next((i for i, part in enumerate(loc) if part in SECRET_FIELDS), None)
+        if secret_at is not None:
+            loc = loc[: secret_at + 1]
+            message, hint = _secret_message(loc[-1], error)
+        else:
+            loc = tuple(part for part in loc if not _is_union_tag(part))
+            message, hint = _message(model_class, loc, error)
+        if loc in reported:
+            continue
+        reported.add(loc)
+        where = doc.locate(*loc) if error["type"] != "missing" else doc.locate(*loc[:-1])
+        diagnostics.error(where, message, hint)
+    return diagnostics
+
+
+def _is_union_tag(part) -> bool:
+    return isinstance(part, str) and (part[:1].isupper() or part in ("str", "int", "list[str]"))
+
+
+def _secret_message(name: str, error: dict) -> tuple[str, str]:
+    if error["type"] == "extra_forbidden" or error["type"] == "missing":
+        return (f"{name} must be a value, {{env: NAME}} or {{file: PATH}}",
+                "write e.g. {env: MY_SECRET}; the value itself is never printed")
+    return (f"{name} is not valid", "use a string, {env: NAME} or {file: PATH}")
+
+
+def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str, str]:
+    kind = error["type"]
+    name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        allowed = _field_names(model_class, loc[:-1])
+        return f"unknown field '{name}'", did_you_mean(name, allowed)
+    if kind == "missing":
+        return f"missing required field '{name}'", f"add '{name}: …'"
+    if kind == "literal_error":
+        return (f"{name} '{value}' is not allowed",
+                f"use one of: {error['ctx']['expected']}")
+    if kind == "string_pattern_mismatch":
+        description = FORMATS.get(error["ctx"]["pattern"], f"matching {error['ctx']['pattern']}")
+        return f"{name} '{value}' is not {description}", "fix the value"
+    if kind == "string_type" and value is None:
+        return f"{name} is empty", f"give {name} a value or remove the line"
+    if kind in ("int_parsing", "int_type"):
+        return f"{name} '{value}' is not a whole number", f"write {name} as digits, e.g. 3"
+    if kind == "bool_type":
+        return f"{name} '{value}' is not true or false", "write true or false"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{name} must be a mapping", "write it as 'key: value' lines"
+    if kind == "list_type":
+        return f"{name} must be a list", "write it as '- item' lines or [a, b]"
+    text = error["msg"].removeprefix("Value error, ")
+    return f"{name}: {text}", "fix the value"
+
+
+def _field_names(model_class: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (aliases included) of the model that sits at `loc`."""
+    current: typing.Any = model_class
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part) if isinstance(current, type) else None
+        if info is None:
+            break
+        current = _inner_model(info.annotation)
+    if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        return []
+    return [info.alias or name for name, info in current.model_fields.items()]
+
+
+def _inner_model(annotation):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validate_environment(env: Path, *, need_secrets: bool = False):
+    """Load and validate one environment: (Manifests, Diagnostics)."""
+    loaded = load_environment(env)
+    diagnostics = loaded.diagnostics
+    manifests = validate_documents(env.resolve(), loaded.documents, diagnostics,
+                                   need_secrets=need_secrets)
+    check_rules(manifests, diagnostics)
+    return manifests, diagnostics
