@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
+from .apply import ApplyResult, apply_plan, check_not_stale
 from .diagnostics import Diagnostic, ReconcilerError
+from .plan import Plan, PlanOptions, build_plan
+from .planfile import read_saved_plan, write_saved_plan
+from .render.jsonout import render_json
+from .render.markdown import render_markdown
+from .render.text import render_text
+from .state.base import LockTimeout
+from .state.sql import mask_url, open_store
 from .validate import validate_environment
 
+DEFAULT_STATE = "sqlite:///.reconciler/state.db"
 ENV_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+log = logging.getLogger("reconciler")
+
+
+class Main(click.Group):
+    """Turns every expected failure into a message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: locks are released
+        try:
+            return super().invoke(ctx)
+        except ReconcilerError as exc:
+            print_diagnostics(exc.diagnostics)
+        except LockTimeout as exc:
+            click.echo(f"error: the state is locked by another apply ({exc}) — wait for it to "
+                       "finish or pass --lock-timeout SECONDS to wait", err=True)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
+            click.echo(f"error: state store failed: {reason[0] if reason else type(exc).__name__}",
+                       err=True)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, details with -v
+            log.debug("internal error", exc_info=True)
+            click.echo(f"internal error: {type(exc).__name__}: {exc} — this is a bug in "
+                       "reconciler; rerun with -v for details and report it", err=True)
+        sys.exit(1)
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], strict: bool = False) -> None:
@@ -21,10 +60,18 @@ def print_diagnostics(diagnostics: list[Diagnostic], strict: bool = False) -> No
         click.echo(text, err=True)
 
 
-@click.group()
+state_option = click.option(
+    "--state", "state_url", envvar="RECONCILER_STATE", default=DEFAULT_STATE, show_default=True,
+    help="State URL: sqlite:///PATH or postgresql://USER@HOST/DB (env RECONCILER_STATE).")
+
+
+@click.group(cls=Main)
 @click.version_option(package_name="reconciler")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log what reconciler does.")
+def main(verbose: bool) -> None:
     """Declarative config-as-code for cloud-PBX provisioning."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -39,10 +86,136 @@ def validate(envs: tuple[Path, ...], strict: bool) -> None:
         bad = diagnostics.has_errors(strict)
         failed |= bad
         errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
-        status = "invalid" if bad else "valid"
-        click.echo(f"{env}: {status} ({errors} errors, {warnings} warnings)")
+        click.echo(f"{env}: {'invalid' if bad else 'valid'} ({errors} errors, {warnings} warnings)")
     sys.exit(1 if failed else 0)
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    main()
+RENDERERS = {"text": None, "markdown": render_markdown, "json": render_json}
+
+
+def render(plan: Plan, output_format: str) -> str:
+    if output_format == "text":
+        return render_text(plan, color=sys.stdout.isatty())
+    return RENDERERS[output_format](plan)
+
+
+@main.command()
+@click.argument("envs", nargs=-1, required=True, type=ENV_DIR)
+@state_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan for 'reconciler apply FILE'.")
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes, 1 error.")
+@click.option("--allow-delete", is_flag=True, help="Delete resources missing from the manifests.")
+@click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10.0,
+              show_default=True, help="Refuse to delete more than this share of a kind.")
+@click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
+         max_delete_percent, force, strict) -> None:
+    """Show what apply would change."""
+    if out and len(envs) != 1:
+        raise ReconcilerError("--out saves the plan of one environment — run plan once per "
+                              "environment")
+    options = PlanOptions(allow_delete, max_delete_percent, force, strict)
+    store = open_store(state_url)
+    worst = 0
+    for env in envs:
+        try:
+            result = build_plan(env, store, options)
+        except ReconcilerError as exc:
+            print_diagnostics(exc.diagnostics)
+            worst = 1
+            continue
+        click.echo(render(result, output_format), nl=False)
+        if result.rejected:
+            worst = 1
+        elif out:
+            write_saved_plan(result, out, store.signing_key())
+            click.echo(f"Saved the plan to {out}; apply it with 'reconciler apply {out}'.",
+                       err=True)
+        if result.has_changes and worst == 0:
+            worst = 2
+    sys.exit(worst if (detailed_exitcode or worst == 1) else 0)
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@state_option
+@click.option("--auto-approve", is_flag=True, help="Apply environments without asking.")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds to wait for another apply to finish.")
+@click.option("--allow-delete", is_flag=True, help="Delete resources missing from the manifests.")
+@click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10.0,
+              show_default=True)
+@click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_delete_percent,
+          force, strict) -> None:
+    """Apply a saved plan FILE, or plan and apply environment directories."""
+    saved = len(targets) == 1 and targets[0].is_file()
+    if not saved and any(t.is_file() for t in targets):
+        raise ReconcilerError("give either one saved plan file or environment directories")
+    store = open_store(state_url)
+    with store.lock(lock_timeout):
+        if saved:
+            plans = [read_saved_plan(targets[0], store.signing_key())]
+            check_not_stale(plans[0], store)
+        else:
+            options = PlanOptions(allow_delete, max_delete_percent, force, strict)
+            plans = [build_plan(env, store, options) for env in targets]
+            for item in plans:
+                click.echo(render(item, "text"), nl=False)
+            if any(item.rejected for item in plans):
+                sys.exit(1)
+            if not any(item.has_changes for item in plans):
+                return
+            _confirm(auto_approve)
+        failed = False
+        for item in plans:
+            failed |= not _apply_one(item, store)
+    sys.exit(1 if failed else 0)
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise ReconcilerError("apply needs confirmation: run it on a terminal or pass "
+                              "--auto-approve (CI), or apply a reviewed saved plan")
+    if not click.confirm("Apply these changes?", default=False):
+        raise ReconcilerError("apply cancelled; nothing was changed")
+
+
+def _apply_one(plan: Plan, store) -> bool:
+    total = len(plan.actions)
+    if total > 50 and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"Applying {plan.env}", total=total)
+            result = apply_plan(plan, store, lambda n: progress.advance(task, n))
+    else:
+        result = apply_plan(plan, store)
+    _report(plan, result)
+    return result.ok
+
+
+def _report(plan: Plan, result: ApplyResult) -> None:
+    counts = {k: sum(1 for a in result.done if a.action == k) for k in ("create", "update", "delete")}
+    done = f"{counts['create']} created, {counts['update']} updated, {counts['delete']} deleted"
+    if result.ok:
+        click.echo(f"Apply complete for {plan.env}: {done}. State serial {result.serial}.")
+        return
+    failed = result.failed
+    click.echo(
+        f"error: apply of {plan.env} failed at {failed.action} {failed.kind} {failed.id}: "
+        f"{result.error}\n  done: {len(result.done)} ({done}); failed: 1; "
+        f"not started: {len(result.not_started)}\n"
+        "  The state holds every action marked done; run 'reconciler plan' to see what is left.",
+        err=True)
+
+
+__all__ = ["main", "mask_url"]

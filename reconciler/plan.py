@@ -1,0 +1,226 @@
+"""Plan stage: validated manifests + state snapshot → an ordered, checked plan.
+
+`build_plan` is a fixed sequence of named steps (like octoDNS's
+`BaseProvider.plan`): validate, read the state in scope, number `auto`
+extensions, diff, check forbidden changes, decide deletes, order. A plan that
+breaks a rule is still built, so it can be shown; it is `rejected` and can be
+neither saved nor applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .diagnostics import Diagnostic, Diagnostics, display_path
+from .diff import Action, Diff, FieldChange, delete_action, diff
+from .manifests import Manifests
+from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources
+from .state.base import Snapshot, StateResource, StateStore
+from .validate import validate_environment
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    allow_delete: bool = False
+    max_delete_percent: float = 10.0
+    force: bool = False
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ForbiddenChange:
+    kind: str
+    id: str
+    field: str
+    before: object
+    after: object
+    reason: str
+    instead: str
+    source: str | None
+
+
+@dataclass
+class Plan:
+    env: str
+    state_serial: int
+    scope: list[str]
+    actions: list[Action] = field(default_factory=list)
+    unchanged: int = 0
+    warnings: list[Diagnostic] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)
+    forbidden: list[ForbiddenChange] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # delete-safety messages
+    left_alone: dict[str, int] = field(default_factory=dict)  # kind → orphans kept
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.errors or self.forbidden or self.refusals)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    def count(self, action: str) -> int:
+        return sum(1 for a in self.actions if a.action == action)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"create": self.count("create"), "update": self.count("update"),
+                "delete": self.count("delete"), "unchanged": self.unchanged}
+
+
+def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
+    manifests, diagnostics = validate_environment(env, need_secrets=True)
+    scope = set(manifests.accounts)
+    snapshot = store.snapshot(scope)
+    plan = Plan(display_path(env), snapshot.serial, sorted(scope))
+    desired = desired_resources(manifests, existing_extensions(snapshot))
+    _forbid_admin_removal(plan, manifests, diagnostics, snapshot)
+    _collect_diagnostics(plan, diagnostics, options.strict)
+    _check_foreign_identities(plan, desired, store, scope)
+    if plan.errors:
+        return plan
+    result = diff(desired, snapshot.resources)
+    plan.unchanged = result.unchanged
+    plan.actions = result.actions
+    _check_forbidden(plan, desired, snapshot)
+    _plan_deletes(plan, result, snapshot, options)
+    plan.actions.sort(key=Action.sort_key)
+    return plan
+
+
+def existing_extensions(snapshot: Snapshot) -> dict[str, ExistingExtensions]:
+    by_tenant: dict[str, ExistingExtensions] = {}
+    for resource in snapshot.resources.values():
+        if resource.kind != "extension":
+            continue
+        known = by_tenant.setdefault(resource.attrs["tenant"], ExistingExtensions())
+        known.numbers.add(resource.attrs["number"])
+        if resource.attrs.get("auto"):
+            known.auto_by_name[resource.attrs["name"]] = resource.attrs["number"]
+    return by_tenant
+
+
+def _collect_diagnostics(plan: Plan, diagnostics: Diagnostics, strict: bool) -> None:
+    for item in diagnostics.sorted():
+        if item.is_error or strict:
+            plan.errors.append(item)
+        else:
+            plan.warnings.append(item)
+
+
+def _forbid_admin_removal(plan: Plan, manifests: Manifests, diagnostics: Diagnostics,
+                          snapshot: Snapshot) -> None:
+    """A tenant without admin is a validation error; for an existing one, a forbidden change."""
+    admins: dict[str, list[str]] = {}
+    for resource in snapshot.resources.values():
+        if resource.kind == "user" and resource.attrs.get("role") == "admin":
+            admins.setdefault(resource.attrs["tenant"], []).append(resource.attrs["email"])
+    kept = []
+    for item in diagnostics.items:
+        tenant = item.subject[1] if item.rule == "tenant.admin-required" and item.subject else None
+        if tenant in admins:
+            plan.forbidden.append(ForbiddenChange(
+                "tenant", tenant, "admins", sorted(admins[tenant]), [],
+                "removing the last administrator of an existing tenant",
+                "keep at least one user with 'role: admin' in this tenant",
+                item.source.short if item.source else None))
+        else:
+            kept.append(item)
+    diagnostics.items = kept
+
+
+def _check_foreign_identities(plan: Plan, desired: dict[Key, Resource], store: StateStore,
+                              scope: set[str]) -> None:
+    """Identities are global: a name taken by another customer cannot be reused."""
+    top_level = [key for key in desired if key[0] in ("account", "base_package", "site", "tenant")]
+    for key, owner in store.foreign_scopes(top_level, scope).items():
+        resource = desired[key]
+        label = KIND_SPECS[key[0]].manifest_kind
+        plan.errors.append(Diagnostic(
+            resource.source(), f"{label} '{key[1]}' already exists under account {owner}, "
+            "which this environment does not declare",
+            "choose another identity, or plan the environment that declares that account"))
+
+
+def _check_forbidden(plan: Plan, desired: dict[Key, Resource], snapshot: Snapshot) -> None:
+    sub_accounts: dict[str, list[str]] = {}
+    for resource in snapshot.resources.values():
+        if resource.kind == "account" and resource.attrs.get("parent"):
+            sub_accounts.setdefault(resource.attrs["parent"], []).append(resource.id)
+    for action in plan.actions:
+        if action.action != "update":
+            continue
+        resource = desired[action.key]
+        for name, change in action.changes.items():
+            rule = KIND_SPECS[action.kind].forbidden.get(name)
+            if rule is not None:
+                plan.forbidden.append(ForbiddenChange(
+                    action.kind, action.id, name, change.before, change.after, rule.reason,
+                    rule.instead, _short(resource, name)))
+        parent = action.changes.get("parent")
+        if action.kind == "account" and parent and parent.before is None and action.id in sub_accounts:
+            plan.forbidden.append(ForbiddenChange(
+                "account", action.id, "parent", None, parent.after,
+                f"account {action.id} is a main account with sub-accounts "
+                f"({', '.join(sorted(sub_accounts[action.id]))})",
+                "move its sub-accounts to another main account first", _short(resource, "parent")))
+
+
+def _short(resource: Resource, field_name: str) -> str | None:
+    where = resource.source(field_name)
+    return where.short if where else None
+
+
+def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOptions) -> None:
+    if not result.orphans:
+        return
+    if not options.allow_delete:
+        for orphan in result.orphans:
+            plan.left_alone[orphan.kind] = plan.left_alone.get(orphan.kind, 0) + 1
+        return
+    plan.actions.extend(_delete_action(orphan, snapshot) for orphan in result.orphans)
+    if options.force:
+        return
+    totals: dict[str, int] = {}
+    for resource in snapshot.resources.values():
+        totals[resource.kind] = totals.get(resource.kind, 0) + 1
+    deletes: dict[str, int] = {}
+    for orphan in result.orphans:
+        deletes[orphan.kind] = deletes.get(orphan.kind, 0) + 1
+    for kind in KIND_SPECS:
+        if kind not in deletes:
+            continue
+        share = 100.0 * deletes[kind] / totals[kind]
+        if share > options.max_delete_percent:
+            plan.refusals.append(
+                f"deleting {deletes[kind]} of {totals[kind]} {kind} resources in scope "
+                f"({share:.2f}%) is over the {options.max_delete_percent:g}% limit — "
+                "review the deletes, then pass --force (or raise --max-delete-percent)")
+
+
+def _delete_action(orphan: StateResource, snapshot: Snapshot) -> Action:
+    action = delete_action(orphan)
+    if orphan.kind == "tenant":
+        action.rank = _state_master_depth(orphan, snapshot)
+    elif orphan.kind == "account" and orphan.attrs.get("parent"):
+        action.rank = 1
+    return action
+
+
+def _state_master_depth(tenant: StateResource, snapshot: Snapshot) -> int:
+    depth, seen, master = 0, {tenant.id}, tenant.attrs.get("master")
+    while master and master not in seen and ("tenant", master) in snapshot.resources:
+        seen.add(master)
+        depth += 1
+        master = snapshot.resources[("tenant", master)].attrs.get("master")
+    return depth
+
+
+__all__ = ["Plan", "PlanOptions", "ForbiddenChange", "build_plan", "FieldChange", "FORMAT_VERSION"]

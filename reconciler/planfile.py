@@ -1,0 +1,123 @@
+"""The plan JSON contract (`--format json`) and saved plan files (`plan --out`).
+
+A saved plan is the same JSON plus, per action, the full record and new
+secret hashes that apply writes, and a `checksum`: an HMAC-SHA256 over the
+rest with a key kept in the state, so an edited file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import Diagnostic, ReconcilerError, Source
+from .diff import Action, FieldChange
+from .plan import FORMAT_VERSION, ForbiddenChange, Plan
+
+
+def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "environment": plan.env,
+        "state_serial": plan.state_serial,
+        "scope": plan.scope,
+        "rejected": plan.rejected,
+        "summary": plan.summary,
+        "actions": [_action_to_dict(action, saved) for action in plan.actions],
+        "warnings": [_diagnostic_to_dict(d) for d in plan.warnings],
+        "errors": [_diagnostic_to_dict(d) for d in plan.errors],
+        "left_alone": plan.left_alone,
+    }
+    if plan.forbidden:
+        data["forbidden"] = [_forbidden_to_dict(f) for f in plan.forbidden]
+    if plan.refusals:
+        data["refusals"] = plan.refusals
+    return data
+
+
+def _action_to_dict(action: Action, saved: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "action": action.action, "kind": action.kind, "id": action.id, "scope": action.scope,
+        "source": action.source,
+        "changes": {name: _change_to_dict(change) for name, change in action.changes.items()},
+    }
+    if saved:
+        data["record"] = action.attrs
+        data["secret_hashes"] = action.secret_hashes
+        data["rank"] = action.rank
+    return data
+
+
+def _change_to_dict(change: FieldChange) -> dict[str, Any]:
+    data = {"before": change.before, "after": change.after}
+    if change.drift:
+        data["drift"] = True
+        data["last_applied"] = change.applied
+    return data
+
+
+def _diagnostic_to_dict(d: Diagnostic) -> dict[str, Any]:
+    return {"source": str(d.source) if d.source else None, "message": d.message, "hint": d.hint}
+
+
+def _forbidden_to_dict(f: ForbiddenChange) -> dict[str, Any]:
+    return {"kind": f.kind, "id": f.id, "field": f.field, "before": f.before, "after": f.after,
+            "reason": f.reason, "instead": f.instead, "source": f.source}
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sign(data: dict[str, Any], key: bytes) -> dict[str, Any]:
+    signed = dict(data)
+    signed["checksum"] = "hmac-sha256:" + hmac.new(key, _canonical(data), hashlib.sha256).hexdigest()
+    return signed
+
+
+def write_saved_plan(plan: Plan, path: Path, key: bytes) -> None:
+    if plan.rejected:
+        raise ReconcilerError("a rejected plan cannot be saved — fix the problems listed above")
+    path.write_text(dumps(sign(plan_to_dict(plan, saved=True), key)), encoding="utf-8")
+
+
+def read_saved_plan(path: Path, key: bytes) -> Plan:
+    """The plan in a saved file, after checking its checksum against the state's key."""
+    where = Source(str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReconcilerError(Diagnostic(where, f"not a readable plan file ({exc.__class__.__name__})",
+                                         "create it with 'reconciler plan ENV --out FILE'")) from None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise ReconcilerError(Diagnostic(where, "not a plan file of this reconciler version",
+                                         "create it again with 'reconciler plan --out'"))
+    expected = sign(data, key)["checksum"]
+    if not hmac.compare_digest(str(data.get("checksum", "")), expected):
+        raise ReconcilerError(Diagnostic(
+            where, "the plan file was altered after it was made (checksum mismatch), "
+            "or it was made against another state",
+            "make a new plan with 'reconciler plan --out' and review it again"))
+    return _plan_from_dict(data)
+
+
+def _plan_from_dict(data: dict[str, Any]) -> Plan:
+    plan = Plan(data["environment"], data["state_serial"], data["scope"])
+    plan.unchanged = data["summary"]["unchanged"]
+    plan.left_alone = data.get("left_alone", {})
+    for item in data["actions"]:
+        changes = {name: FieldChange(c["before"], c["after"], c.get("drift", False),
+                                     c.get("last_applied"))
+                   for name, c in item["changes"].items()}
+        plan.actions.append(Action(item["action"], item["kind"], item["id"], item["scope"],
+                                   item["source"], changes, item.get("record"),
+                                   item.get("secret_hashes", {}), item.get("rank", 0)))
+    return plan

@@ -1,0 +1,102 @@
+"""Markdown for a pull-request comment, kept under GitHub's 65,536-character limit."""
+
+from __future__ import annotations
+
+from ..diff import FieldChange
+from ..plan import Plan
+from . import SYMBOLS, change_text, group_of
+from .text import summary_line
+
+COMMENT_LIMIT = 65_536
+_RESERVE = 2_000  # room for the folding note and closing lines
+
+
+def render_markdown(plan: Plan) -> str:
+    head = _head(plan)
+    sections = _sections(plan)
+    budget = COMMENT_LIMIT - _RESERVE - len(head)
+    folded = _fold_largest(sections, budget)
+    body = "".join(text for _, text in sections)
+    note = ""
+    if folded:
+        note = (f"\n> **Note:** {len(folded)} largest sections were folded to stay under "
+                f"GitHub's comment limit: {', '.join(folded)}. Run `reconciler plan` locally "
+                "or see the saved plan for every change.\n")
+    return head + body + note
+
+
+def _head(plan: Plan) -> str:
+    s = plan.summary
+    out = [f"## reconciler plan: `{plan.env}`\n",
+           f"State serial {plan.state_serial}; accounts in scope: {', '.join(plan.scope) or 'none'}\n",
+           "| Create | Update | Delete | Unchanged |", "|---:|---:|---:|---:|",
+           f"| {s['create']} | {s['update']} | {s['delete']} | {s['unchanged']} |", "",
+           f"**{summary_line(plan)}**", ""]
+    if plan.errors:
+        out += ["### :x: Errors", ""] + [f"- `{d.source}` {_escape(d.message)} — {_escape(d.hint)}"
+                                          for d in plan.errors] + [""]
+    if plan.forbidden:
+        out += ["### :no_entry: Forbidden changes", "",
+                "| Resource | Field | Before → after | Why | Instead | Source |",
+                "|---|---|---|---|---|---|"]
+        for f in plan.forbidden:
+            change = change_text("update", FieldChange(f.before, f.after))
+            out.append(f"| {f.kind} `{f.id}` | `{f.field}` | {_escape(change)} | "
+                       f"{_escape(f.reason)} | {_escape(f.instead)} | `{f.source}` |")
+        out.append("")
+    if plan.refusals:
+        out += ["### :no_entry: Refused", ""] + [f"- {_escape(m)}" for m in plan.refusals] + [""]
+    deletes = [a for a in plan.actions if a.action == "delete"]
+    if deletes:
+        out += [f"### :warning: {len(deletes)} deletes", ""]
+        out += [f"- `{a.kind} {a.id}`" for a in deletes[:50]]
+        if len(deletes) > 50:
+            out.append(f"- … and {len(deletes) - 50} more (see the sections below)")
+        out.append("")
+    if plan.warnings:
+        out += ["<details><summary>Warnings ({})</summary>\n".format(len(plan.warnings))]
+        out += [f"- `{d.source}` {_escape(d.message)}" for d in plan.warnings]
+        out += ["", "</details>", ""]
+    return "\n".join(out) + "\n"
+
+
+def _sections(plan: Plan) -> list[tuple[str, str]]:
+    groups: dict[str, list] = {}
+    for action in plan.actions:
+        groups.setdefault(group_of(action), []).append(action)
+    sections = []
+    for name in sorted(groups):
+        actions = groups[name]
+        title = f"Tenant `{name}`" if name else "Accounts, base packages and sites"
+        counts = ", ".join(f"{SYMBOLS[k]}{sum(a.action == k for a in actions)}"
+                           for k in ("create", "update", "delete")
+                           if any(a.action == k for a in actions))
+        lines = [f"<details><summary>{title} ({counts})</summary>\n", "```diff"]
+        for action in actions:
+            where = f"  # {action.source}" if action.source else ""
+            lines.append(f"{SYMBOLS[action.action]} {action.kind} {action.id}{where}")
+            for field_name, change in action.changes.items():
+                lines.append(f"{SYMBOLS[action.action] if action.action != 'update' else '!'}"
+                             f"     {field_name}: {change_text(action.action, change)}")
+        lines += ["```", "", "</details>", ""]
+        sections.append((title, "\n".join(lines) + "\n"))
+    return sections
+
+
+def _fold_largest(sections: list[tuple[str, str]], budget: int) -> list[str]:
+    """Replace the largest sections by a one-line summary until the rest fits."""
+    folded = []
+    while sum(len(text) for _, text in sections) > budget and sections:
+        index = max(range(len(sections)), key=lambda i: len(sections[i][1]))
+        title, text = sections[index]
+        if text.startswith("<details><summary>") and "(folded)" in text:
+            break
+        changes = text.count("\n") - 6
+        sections[index] = (title, f"<details><summary>{title} (folded): {changes} lines "
+                                  "left out</summary>\n\n</details>\n\n")
+        folded.append(title)
+    return folded
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,195 @@
+"""Resources: the flat records that planning compares, one per platform object.
+
+Manifests nest users and extensions inside tenants; the platform does not. This
+module flattens validated manifests into `Resource`s keyed by (kind, id), with
+the owning account as scope, and holds per kind what planning needs: the
+execution order and the changes the platform forbids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diagnostics import Source
+from .loader import Document
+from .manifests import Manifests, TenantEntry
+from .secrets import SecretValue
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Forbidden:
+    reason: str
+    instead: str
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    name: str
+    manifest_kind: str
+    order: int
+    forbidden: dict[str, Forbidden] = field(default_factory=dict)
+
+
+KIND_SPECS: dict[str, KindSpec] = {
+    spec.name: spec
+    for spec in (
+        KindSpec("account", "Account", 0),
+        KindSpec("base_package", "BasePackage", 1),
+        KindSpec("site", "Site", 2, {
+            "base_package": Forbidden(
+                "a site's resources are bound to its base package",
+                "order a new site on the other base package and remove this one"),
+        }),
+        KindSpec("tenant", "Tenant", 3, {
+            "dial_plan": Forbidden(
+                "the platform cannot switch a tenant's dial plan",
+                "create a new tenant with the new dial plan and move the extensions"),
+            "type": Forbidden("a tenant's type is fixed when it is created",
+                              "create a new tenant of the other type"),
+            "master": Forbidden("a tenant cannot be moved to another master tenant",
+                                "create a new tenant under the other master"),
+            "account": Forbidden("a tenant cannot be moved to another customer account",
+                                 "create a new tenant under the other account"),
+        }),
+        KindSpec("user", "Tenant", 4),
+        KindSpec("extension", "Tenant", 5),
+    )
+}
+KIND_ORDER = tuple(KIND_SPECS)
+
+
+@dataclass(slots=True)
+class Resource:
+    """A desired platform object, as the manifests declare it."""
+
+    kind: str
+    id: str
+    scope: str  # the customer number of the account it belongs to
+    attrs: dict[str, Any]
+    secrets: dict[str, SecretValue] = field(default_factory=dict)
+    doc: Document | None = None
+    path: tuple = ()  # where inside `doc` the object is declared
+    row: Source | None = None  # a batch-file row, when it came from one
+    rank: int = 0  # order within a kind: sub-accounts after main accounts, masters first
+
+    @property
+    def key(self) -> Key:
+        return (self.kind, self.id)
+
+    def source(self, field_name: str | None = None) -> Source | None:
+        if self.row is not None:
+            return self.row
+        if self.doc is None:
+            return None
+        if field_name is None:
+            return self.doc.locate(*self.path) if self.path else self.doc.source
+        return self.doc.locate(*self.path, field_name)
+
+
+@dataclass(slots=True)
+class ExistingExtensions:
+    """What the state knows of one tenant's extensions, for `auto` numbers."""
+
+    numbers: set[str] = field(default_factory=set)
+    auto_by_name: dict[str, str] = field(default_factory=dict)  # name → number
+
+
+def desired_resources(
+    manifests: Manifests, existing: dict[str, ExistingExtensions] | None = None
+) -> dict[Key, Resource]:
+    """All resources of an environment, keyed by (kind, id)."""
+    existing = existing or {}
+    resources: dict[Key, Resource] = {}
+
+    def add(resource: Resource) -> None:
+        resources[resource.key] = resource
+
+    for number, entry in manifests.accounts.items():
+        m = entry.model
+        add(Resource("account", number, number, _attrs(m, "customer_number"), doc=entry.doc,
+                     rank=1 if m.parent else 0))
+    for package_id, entry in manifests.packages.items():
+        add(Resource("base_package", package_id, entry.model.account, _attrs(entry.model, "id"),
+                     doc=entry.doc))
+    for site_id, entry in manifests.sites.items():
+        package = manifests.packages.get(entry.model.base_package)
+        scope = package.model.account if package else ""
+        attrs = _attrs(entry.model, "id")
+        attrs["number_blocks"] = [b.model_dump(by_alias=True) for b in entry.model.number_blocks]
+        add(Resource("site", site_id, scope, attrs, doc=entry.doc))
+    for name, entry in manifests.tenants.items():
+        _add_tenant(manifests, entry, existing.get(name, ExistingExtensions()), add)
+    return resources
+
+
+def _attrs(model, identity: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    data = model.model_dump(mode="json", by_alias=True, exclude={"kind", identity, *exclude})
+    return data
+
+
+def _master_depth(manifests: Manifests, name: str) -> int:
+    depth, seen = 0, {name}
+    master = manifests.tenants[name].model.master
+    while master in manifests.tenants and master not in seen:
+        seen.add(master)
+        depth += 1
+        master = manifests.tenants[master].model.master
+    return depth
+
+
+def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExtensions, add) -> None:
+    tenant = entry.model
+    scope = tenant.account
+    attrs = _attrs(tenant, "name", ("users", "extensions", "extensions_from"))
+    attrs["charset"] = tenant.effective_charset
+    add(Resource("tenant", tenant.name, scope, attrs, doc=entry.doc,
+                 rank=_master_depth(manifests, tenant.name)))
+    for index, user in enumerate(tenant.users):
+        user_attrs = {"tenant": tenant.name, "email": user.email,
+                      **_attrs(user, "email", ("password",))}
+        secrets = {}
+        if user.email in entry.passwords:
+            secrets["password"] = entry.passwords[user.email]
+        add(Resource("user", f"{tenant.name}/{user.email}", scope, user_attrs, secrets,
+                     doc=entry.doc, path=("users", index)))
+    numbers = assign_numbers(entry, existing)
+    for index, (ext_entry, number) in enumerate(zip(entry.extensions, numbers)):
+        ext = ext_entry.model
+        ext_attrs = {"tenant": tenant.name, **_attrs(ext, "number", ("pin",))}
+        ext_attrs["number"] = number
+        ext_attrs["auto"] = ext.number == "auto"
+        secrets = {"pin": ext_entry.pin} if ext_entry.pin is not None else {}
+        from_yaml = index < len(tenant.extensions)
+        add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
+                     doc=entry.doc if from_yaml else None,
+                     path=("extensions", index) if from_yaml else (),
+                     row=None if from_yaml else ext_entry.source))
+
+
+def assign_numbers(entry: TenantEntry, existing: ExistingExtensions) -> list[str]:
+    """Numbers for a tenant's extensions; `auto` gets the lowest free one.
+
+    An auto extension keeps the number it was applied with (found by name);
+    a new one takes the lowest number of the dial-plan length that no explicit
+    extension, no other auto extension and no existing extension holds.
+    """
+    length = entry.model.dial_plan
+    explicit = {e.model.number for e in entry.extensions if e.model.number != "auto"}
+    taken = explicit | existing.numbers
+    numbers, candidate = [], 10 ** (length - 1)
+    for ext in entry.extensions:
+        number = ext.model.number
+        if number == "auto":
+            kept = existing.auto_by_name.get(ext.model.name)
+            if kept is not None and kept not in explicit:
+                number = kept
+            else:
+                while str(candidate) in taken:
+                    candidate += 1
+                number = str(candidate)
+            taken.add(number)
+        numbers.append(number)
+    return numbers

@@ -1,0 +1,97 @@
+"""The state-store interface: what planning reads and applying writes.
+
+A store holds the current platform objects, a serial that grows with every
+applied change, and a change log that says which resources each serial
+touched (so a stale plan can name them). SQLite and PostgreSQL implement it in
+`sql.py`; a vendor API would implement the same few methods.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class StateResource:
+    """A platform object as the state knows it."""
+
+    kind: str
+    id: str
+    scope: str
+    attrs: dict[str, Any]  # what the platform has now
+    secrets: dict[str, str] = field(default_factory=dict)  # field → "salt$sha256"
+    last_applied: dict[str, Any] | None = None  # what reconciler last wrote
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.id)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One consistent read of the state."""
+
+    serial: int
+    resources: dict[tuple[str, str], StateResource]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    serial: int
+    kind: str
+    id: str
+    scope: str
+    action: str
+    applied_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One resource write of an apply: upsert (attrs given) or delete (attrs None)."""
+
+    action: str
+    kind: str
+    id: str
+    scope: str
+    attrs: dict[str, Any] | None
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+class LockTimeout(Exception):
+    """Another process holds the state lock."""
+
+
+class StateStore(abc.ABC):
+    """What reconciler needs from a place that keeps the current state."""
+
+    url_for_display: str
+
+    @abc.abstractmethod
+    def snapshot(self, scope: set[str] | None = None) -> Snapshot:
+        """The serial and the resources in `scope` (all when None), read consistently."""
+
+    @abc.abstractmethod
+    def foreign_scopes(self, keys: list[tuple[str, str]], scope: set[str]) -> dict:
+        """For those `keys` that exist outside `scope`: key → the scope they belong to."""
+
+    @abc.abstractmethod
+    def write(self, writes: list[Write]) -> int:
+        """Apply writes in one transaction, one serial step each; returns the new serial."""
+
+    @abc.abstractmethod
+    def changes_since(self, serial: int) -> list[ChangeRecord]:
+        """Change-log entries with a serial greater than `serial`."""
+
+    @abc.abstractmethod
+    def lock(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the exclusive apply lock; raise LockTimeout naming the holder."""
+
+    @abc.abstractmethod
+    def signing_key(self) -> bytes:
+        """A random key kept in the state, used to sign saved plans."""
+
+    def close(self) -> None:  # pragma: no cover - default is nothing to close
+        pass

@@ -1,0 +1,343 @@
+"""The SQL state store (SQLAlchemy Core): SQLite embedded, PostgreSQL for teams."""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from ..diagnostics import ReconcilerError
+from .base import ChangeRecord, LockTimeout, Snapshot, StateResource, StateStore, Write
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+ADVISORY_LOCK_KEY = 0x7265636F  # "reco"
+
+metadata = MetaData()
+meta_table = Table(
+    "reconciler_meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+resources_table = Table(
+    "reconciler_resources", metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("id", String(300), primary_key=True),
+    Column("scope", String(32), nullable=False),
+    Column("attrs", Text, nullable=False),
+    Column("secrets", Text, nullable=False),
+    Column("last_applied", Text),
+    Column("serial", Integer, nullable=False),
+    Index("ix_reconciler_resources_scope", "scope"),
+)
+changes_table = Table(
+    "reconciler_changes", metadata,
+    Column("serial", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("id", String(300), nullable=False),
+    Column("scope", String(32), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("applied_at", String(40), nullable=False),
+)
+lock_holder_table = Table(
+    "reconciler_lock_holder", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("since", String(40), nullable=False),
+)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its user part
+        return url.split("@")[-1]
+
+
+def open_store(url: str) -> SQLStore:
+    """A store for a state URL (sqlite:///… or postgresql://…)."""
+    shown = mask_url(url)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStore(url, shown, path)
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return PostgresStore(driver_url, shown)
+    raise ReconcilerError(
+        f"unsupported state URL '{shown}' — use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+class SQLStore(StateStore):
+    """Everything both SQL back ends share."""
+
+    def __init__(self, engine: Engine, shown: str):
+        self.engine = engine
+        self.url_for_display = shown
+        try:
+            self._ensure_schema()
+        except SQLAlchemyError as exc:
+            raise ReconcilerError(
+                f"cannot open the state at {shown}: {_reason(exc)} — check --state / RECONCILER_STATE"
+            ) from None
+
+    # -- schema -----------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        with self.engine.begin() as conn:
+            metadata.create_all(conn, checkfirst=True)
+        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0",
+                    "signing_key": secrets.token_hex(32)}
+        for key, value in defaults.items():
+            try:
+                with self.engine.begin() as conn:
+                    if conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).first() is None:
+                        conn.execute(insert(meta_table).values(key=key, value=value))
+            except IntegrityError:  # another process created it first
+                pass
+        version = int(self._meta("schema_version"))
+        if version != SCHEMA_VERSION:
+            raise ReconcilerError(
+                f"the state at {self.url_for_display} has schema version {version}, "
+                f"this reconciler understands {SCHEMA_VERSION} — upgrade reconciler"
+            )
+
+    def _meta(self, key: str, conn=None) -> str:
+        query = select(meta_table.c.value).where(meta_table.c.key == key)
+        if conn is not None:
+            return conn.execute(query).scalar_one()
+        with self.engine.connect() as own:
+            return own.execute(query).scalar_one()
+
+    # -- reading ------------------------------------------------------------
+    def _read_connection(self):
+        return self.engine.connect()
+
+    def snapshot(self, scope: set[str] | None = None) -> Snapshot:
+        with self._read_connection() as conn, conn.begin():
+            serial = int(self._meta("serial", conn))
+            query = select(resources_table)
+            if scope is not None:
+                query = query.where(resources_table.c.scope.in_(sorted(scope)))
+            resources = {}
+            loads = json.loads
+            for row in conn.execute(query):
+                resources[(row.kind, row.id)] = StateResource(
+                    row.kind, row.id, row.scope, loads(row.attrs), loads(row.secrets),
+                    loads(row.last_applied) if row.last_applied else None,
+                )
+        return Snapshot(serial, resources)
+
+    def foreign_scopes(self, keys, scope):
+        found = {}
+        wanted = set(keys)
+        kinds = sorted({kind for kind, _ in keys})
+        if not kinds:
+            return found
+        with self.engine.connect() as conn:
+            for kind in kinds:
+                ids = sorted(i for k, i in keys if k == kind)
+                for start in range(0, len(ids), 500):
+                    rows = conn.execute(
+                        select(resources_table.c.kind, resources_table.c.id, resources_table.c.scope)
+                        .where(resources_table.c.kind == kind,
+                               resources_table.c.id.in_(ids[start:start + 500]),
+                               resources_table.c.scope.not_in(sorted(scope) or [""]))
+                    )
+                    for row in rows:
+                        if (row.kind, row.id) in wanted:
+                            found[(row.kind, row.id)] = row.scope
+        return found
+
+    def changes_since(self, serial: int) -> list[ChangeRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(changes_table).where(changes_table.c.serial > serial)
+                .order_by(changes_table.c.serial)
+            )
+            return [ChangeRecord(r.serial, r.kind, r.id, r.scope, r.action, r.applied_at)
+                    for r in rows]
+
+    def signing_key(self) -> bytes:
+        return bytes.fromhex(self._meta("signing_key"))
+
+    # -- writing ------------------------------------------------------------
+    def write(self, writes: list[Write]) -> int:
+        now = _now()
+        with self.engine.begin() as conn:
+            serial = int(self._meta("serial", conn))
+            upserts, deletes, log_rows = [], [], []
+            for item in writes:
+                serial += 1
+                log_rows.append({"serial": serial, "kind": item.kind, "id": item.id,
+                                 "scope": item.scope, "action": item.action, "applied_at": now})
+                if item.attrs is None:
+                    deletes.append({"k": item.kind, "i": item.id})
+                else:
+                    encoded = json.dumps(item.attrs, sort_keys=True, ensure_ascii=False)
+                    upserts.append({
+                        "kind": item.kind, "id": item.id, "scope": item.scope, "attrs": encoded,
+                        "secrets": json.dumps(item.secrets, sort_keys=True),
+                        "last_applied": encoded, "serial": serial, "create": item.action == "create",
+                    })
+            self._write_rows(conn, upserts, deletes)
+            conn.execute(insert(changes_table), log_rows)
+            conn.execute(update(meta_table).where(meta_table.c.key == "serial")
+                         .values(value=str(serial)))
+        return serial
+
+    def _write_rows(self, conn, upserts: list[dict], deletes: list[dict]) -> None:
+        creates = [{k: v for k, v in row.items() if k != "create"} for row in upserts if row["create"]]
+        updates = [row for row in upserts if not row["create"]]
+        if creates:
+            conn.execute(insert(resources_table), creates)
+        for row in updates:
+            # Secrets left out of the manifest stay as they are (unmanaged).
+            old = conn.execute(select(resources_table.c.secrets).where(
+                resources_table.c.kind == row["kind"], resources_table.c.id == row["id"])).scalar()
+            merged = {**json.loads(old or "{}"), **json.loads(row["secrets"])}
+            conn.execute(
+                update(resources_table)
+                .where(resources_table.c.kind == row["kind"], resources_table.c.id == row["id"])
+                .values(scope=row["scope"], attrs=row["attrs"], last_applied=row["last_applied"],
+                        secrets=json.dumps(merged, sort_keys=True), serial=row["serial"])
+            )
+        for row in deletes:
+            conn.execute(delete(resources_table).where(
+                resources_table.c.kind == row["k"], resources_table.c.id == row["i"]))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class SQLiteStore(SQLStore):
+    """The embedded default: one SQLite file, WAL mode, a lock file beside it."""
+
+    def __init__(self, url: str, shown: str, path: Path):
+        self.path = path
+        engine = create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN")  # a real transaction: reads see one snapshot
+
+        super().__init__(engine, shown)
+
+    @contextmanager
+    def lock(self, timeout: float):
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+")
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        raise LockTimeout(_holder_text(handle.read().strip())) from None
+                    time.sleep(0.1)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                     "since": _now()}))
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # closing the descriptor releases the flock
+
+
+def _holder_text(raw: str) -> str:
+    try:
+        holder = json.loads(raw)
+        return f"host {holder['host']}, pid {holder['pid']}, since {holder['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "an unknown process"
+
+
+class PostgresStore(SQLStore):
+    """Shared state for teams; apply is serialised by an advisory lock."""
+
+    def __init__(self, url: str, shown: str):
+        engine = create_engine(url, pool_pre_ping=True)
+        super().__init__(engine, shown)
+
+    def _read_connection(self):
+        return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+
+    @contextmanager
+    def lock(self, timeout: float):
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            deadline = time.monotonic() + timeout
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                   {"k": ADVISORY_LOCK_KEY}).scalar():
+                if time.monotonic() >= deadline:
+                    row = conn.execute(select(lock_holder_table)).first()
+                    holder = (f"host {row.host}, pid {row.pid}, since {row.since}"
+                              if row else "an unknown process")
+                    raise LockTimeout(holder)
+                time.sleep(0.2)
+            conn.execute(delete(lock_holder_table))
+            conn.execute(insert(lock_holder_table).values(
+                name="apply", host=socket.gethostname(), pid=os.getpid(), since=_now()))
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            except SQLAlchemyError:  # the session is gone: so is its lock
+                pass
+            conn.close()
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """A one-line reason without the SQL or connection parameters."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    return first
+
+
+__all__ = ["open_store", "mask_url", "SQLStore", "OperationalError"]

@@ -1,0 +1,79 @@
+"""Shared fixtures: the real CLI in a subprocess, and a state URL per backend.
+
+`state_url` is parametrized over SQLite (a temp file) and PostgreSQL (a fresh
+database on the session's throwaway cluster), so every test that uses it runs
+against both backends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pgcluster import Cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "environments"
+_db_counter = itertools.count()
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            input: str | None = None, timeout: float = 300) -> Result:
+    """Run `reconciler ARGS…` as the user would, in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconciler", *map(str, args)], cwd=cwd, env=full_env,
+        input=input, capture_output=True, text=True, timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"t{os.getpid()}_{next(_db_counter)}")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+def example(tmp_path):
+    """A copy of an example environment that a test may change."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / "envs" / name
+        shutil.copytree(EXAMPLES / name, target)
+        return target
+
+    return copy
