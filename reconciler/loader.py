@@ -64,6 +64,11 @@ class Document:
     file: Path  # absolute path of the manifest
     env: Path  # absolute path of the environment root
     source: Source  # where the document starts
+    env_shown: str = ""  # the environment as the user named it
+
+    def show(self, path: Path) -> str:
+        """A path inside the environment as the user should see it."""
+        return show_path(path, self.env, self.env_shown)
 
     def locate(self, *path: str | int) -> Source:
         """The source of a field inside this document, as deep as it can be found."""
@@ -276,10 +281,18 @@ def _syntax_diagnostic(exc: MarkedYAMLError, text: str, shown: str) -> Diagnosti
     return Diagnostic(Source(shown, line, column), f"YAML syntax error: {problem}", hint)
 
 
-def load_file(path: Path, env: Path) -> LoadResult:
+def show_path(path: Path, env: Path, env_shown: str) -> str:
+    """`path` relative to the environment as the user named it (e.g. envs/acme/a.yaml)."""
+    try:
+        return str(Path(env_shown) / path.resolve().relative_to(env))
+    except ValueError:
+        return display_path(path)
+
+
+def load_file(path: Path, env: Path, env_shown: str) -> LoadResult:
     """Load one manifest file; never raises for bad content."""
     result = LoadResult()
-    shown = display_path(path)
+    shown = show_path(path, env, env_shown)
     text = read_text(path, shown, result.diagnostics)
     if text is None:
         return result
@@ -299,7 +312,7 @@ def load_file(path: Path, env: Path) -> LoadResult:
                 "add 'kind: Account' (or BasePackage, Site, Tenant) as its first line",
             )
             continue
-        result.documents.append(Document(str(kind), body, path, env, source))
+        result.documents.append(Document(str(kind), body, path, env, source, env_shown))
     return result
 
 
@@ -318,15 +331,17 @@ def manifest_files(env: Path) -> list[Path]:
 def load_environment(env: Path) -> LoadResult:
     """All documents of one environment directory, in file order."""
     result = LoadResult()
+    env_shown = str(env)
     env = env.resolve()
     for path in manifest_files(env):
         if not path.resolve().is_relative_to(env):
             result.diagnostics.error(
-                Source(display_path(path)), "the file links outside its environment",
+                Source(str(Path(env_shown) / path.relative_to(env))),
+                "the file links outside its environment",
                 "copy the file into the environment instead of linking to it",
             )
             continue
-        loaded = load_file(path, env)
+        loaded = load_file(path, env, env_shown)
         result.documents.extend(loaded.documents)
         result.diagnostics.extend(loaded.diagnostics)
     return result

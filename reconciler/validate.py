@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from .batch import parse_batch
-from .diagnostics import Diagnostics, Source, did_you_mean, display_path
+from .diagnostics import Diagnostics, did_you_mean
 from .loader import Document, load_environment
 from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Extension, Site, Tenant
 from .manifests import Located, Manifests, TenantEntry, ExtensionEntry
@@ -92,7 +92,7 @@ def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_sec
             diagnostics.error(where, f"batch file '{relative}' does not exist",
                               "fix the path (relative to this manifest) or create the file")
         else:
-            for row in parse_batch(path, display_path(path), tenant.dial_plan, diagnostics):
+            for row in parse_batch(path, doc.show(path), tenant.dial_plan, diagnostics):
                 pin = SecretValue(row.extension.pin, f"batch {row.source.short}")
                 entry.extensions.append(ExtensionEntry(row.extension, row.source, pin))
 
