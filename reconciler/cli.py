@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .apply import ApplyResult, apply_plan, check_not_stale
 from .diagnostics import Diagnostic, ReconcilerError
+from .export import export as export_manifests
 from .plan import Plan, PlanOptions, build_plan
 from .planfile import read_saved_plan, write_saved_plan
 from .render.jsonout import render_json
@@ -177,6 +178,22 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
         for item in plans:
             failed |= not _apply_one(item, store)
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@state_option
+@click.option("--account", help="Customer number: export its account family.")
+@click.option("--tenant", help="Tenant name: export it with what it needs.")
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to write the manifests into.")
+def export(state_url, account, tenant, target) -> None:
+    """Write manifests from the current state (secrets left out: unmanaged)."""
+    if (account is None) == (tenant is None):
+        raise ReconcilerError("give exactly one of --account N or --tenant NAME")
+    store = open_store(state_url)
+    files = export_manifests(store, target, account=account, tenant=tenant)
+    for path in files:
+        click.echo(f"wrote {path}")
 
 
 def _confirm(auto_approve: bool) -> None:

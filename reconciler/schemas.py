@@ -1,0 +1,128 @@
+"""JSON Schemas generated from the models: one per kind, one per document, one per plan.
+
+`python -m reconciler.schemas` rewrites `schemas/`; a test fails when the
+committed files differ from what the models generate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .model import KINDS
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+BASE_URL = "https://reconciler.example/schemas/"
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanChange(_Open):
+    before: Any
+    after: Any
+    drift: bool | None = None
+    last_applied: Any = None
+
+
+class PlanAction(_Open):
+    action: Literal["create", "update", "delete"]
+    kind: Literal["account", "base_package", "site", "tenant", "user", "extension"]
+    id: str
+    scope: str
+    source: str | None = Field(description="file:line of the manifest, null for deletes")
+    changes: dict[str, PlanChange]
+    record: dict[str, Any] | None = Field(None, description="saved plans only: what apply writes")
+    secret_hashes: dict[str, str] | None = Field(None, description="saved plans only")
+    rank: int | None = Field(None, description="saved plans only")
+
+
+class PlanSummary(_Open):
+    create: int
+    update: int
+    delete: int
+    unchanged: int
+
+
+class PlanMessage(_Open):
+    source: str | None
+    message: str
+    hint: str
+
+
+class PlanForbidden(_Open):
+    kind: str
+    id: str
+    field: str
+    before: Any
+    after: Any
+    reason: str
+    instead: str
+    source: str | None
+
+
+class PlanDocument(_Open):
+    """The plan JSON of `plan --format json` and of saved plan files (format_version 1)."""
+
+    format_version: Literal[1]
+    environment: str
+    state_serial: int = Field(description="the state serial the plan was made against")
+    scope: list[str] = Field(description="customer numbers the environment declares")
+    rejected: bool
+    summary: PlanSummary
+    actions: list[PlanAction] = Field(description="in execution order")
+    warnings: list[PlanMessage]
+    errors: list[PlanMessage]
+    left_alone: dict[str, int] = Field(description="resources not in the manifests, by kind")
+    forbidden: list[PlanForbidden] | None = None
+    refusals: list[str] | None = None
+    checksum: str | None = Field(None, description="saved plans only: HMAC-SHA256")
+
+
+def generate() -> dict[str, dict]:
+    """File name → schema, for every file in `schemas/`."""
+    schemas = {}
+    for kind, model in KINDS.items():
+        schemas[f"{_file_stem(kind)}.schema.json"] = _with_id(
+            model.model_json_schema(by_alias=True), f"{_file_stem(kind)}.schema.json")
+    document = TypeAdapter(
+        Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
+    ).json_schema(by_alias=True)
+    document["title"] = "reconciler manifest document"
+    schemas["document.schema.json"] = _with_id(document, "document.schema.json")
+    schemas["plan.schema.json"] = _with_id(PlanDocument.model_json_schema(), "plan.schema.json")
+    return schemas
+
+
+def _file_stem(kind: str) -> str:
+    return "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
+
+
+def _with_id(schema: dict, name: str) -> dict:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": BASE_URL + name,
+            **schema}
+
+
+def render(schema: dict) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(exist_ok=True)
+    written = []
+    for name, schema in generate().items():
+        path = directory / name
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write():
+        print(path)
+    sys.exit(0)
