@@ -49,9 +49,15 @@ class ApplyResult:
 
 
 def check_not_stale(plan: Plan, store: StateStore) -> None:
-    """Refuse a plan when a resource in its scope changed after it was made."""
+    """Refuse a plan when a resource in its scope, or one it writes, changed after it was made.
+
+    Identities are global: another environment may have created what this plan
+    creates, under an account this plan does not declare.
+    """
     scope = set(plan.scope)
-    moved = [c for c in store.changes_since(plan.state_serial) if c.scope in scope]
+    keys = {action.key for action in plan.actions}
+    moved = [c for c in store.changes_since(plan.state_serial)
+             if c.scope in scope or (c.kind, c.id) in keys]
     if moved:
         raise StalePlan(
             f"the plan is stale: the state changed since it was made (serial "

@@ -12,7 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .apply import ApplyResult, apply_plan, check_not_stale
 from .diagnostics import Diagnostic, ReconcilerError
+from .export import dump_yaml
 from .export import export as export_manifests
+from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
 from .planfile import read_saved_plan, write_saved_plan
 from .render.jsonout import render_json
@@ -20,6 +22,7 @@ from .render.markdown import render_markdown
 from .render.text import render_text
 from .state.base import LockTimeout
 from .state.sql import mask_url, open_store
+from .template import expand_templates, rendered_documents
 from .validate import validate_environment
 
 DEFAULT_STATE = "sqlite:///.reconciler/state.db"
@@ -178,6 +181,17 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
         for item in plans:
             failed |= not _apply_one(item, store)
     sys.exit(1 if failed else 0)
+
+
+@main.command("render")
+@click.argument("env", type=ENV_DIR)
+def render_command(env: Path) -> None:
+    """Print the manifests after templating (secrets as references)."""
+    loaded = load_environment(env)
+    documents = expand_templates(loaded.documents, loaded.diagnostics)
+    if loaded.diagnostics.has_errors():
+        raise ReconcilerError(loaded.diagnostics.sorted())
+    click.echo(dump_yaml(rendered_documents(documents)), nl=False)
 
 
 @main.command()

@@ -20,18 +20,21 @@ class Source:
     file: str
     line: int = 0
     column: int = 0
+    via: str = ""  # for rendered templates: the values that produced this line
 
     def __str__(self) -> str:
-        if not self.line:
-            return self.file
-        if not self.column:
-            return f"{self.file}:{self.line}"
-        return f"{self.file}:{self.line}:{self.column}"
+        where = self.file
+        if self.line:
+            where += f":{self.line}"
+            if self.column:
+                where += f":{self.column}"
+        return f"{where} ({self.via})" if self.via else where
 
     @property
     def short(self) -> str:
         """`file:line` without the column, as plans show it."""
-        return f"{self.file}:{self.line}" if self.line else self.file
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where} ({self.via})" if self.via else where
 
 
 class Severity(str, Enum):

@@ -121,12 +121,17 @@ def _without(attrs: dict, *names: str) -> dict:
 
 
 def _dump(path: Path, documents: list[dict], header: str) -> Path:
-    yaml = YAML(typ="safe", pure=True)
+    path.write_text(header + dump_yaml(documents), encoding="utf-8")
+    return path
+
+
+def dump_yaml(documents: list[dict]) -> str:
+    """Documents as readable YAML (block style, keys in the given order)."""
+    yaml = YAML(typ="safe")
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False
     yaml.allow_unicode = True
     yaml.width = 120
     buffer = io.StringIO()
     yaml.dump_all(documents, buffer)
-    path.write_text(header + buffer.getvalue(), encoding="utf-8")
-    return path
+    return buffer.getvalue()

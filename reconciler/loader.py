@@ -6,11 +6,12 @@ for 100k extensions, and the safe constructor loses line numbers and coerces
 scalars (`0100` → 64, `no` → False). Ours keeps every plain scalar a string
 except `null`/`~`/empty and `true`/`false`, records `line:column` of every
 mapping, key and list item, refuses duplicate keys, custom tags, `%YAML`
-directives and aliases that expand beyond a small bound.
+directives, aliases that expand beyond a small bound and deep nesting.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
 import logging
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from ruamel.yaml.cyaml import CBaseLoader
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
@@ -29,6 +31,15 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 # Nodes an alias may add by expansion, across one document. Real manifests
 # use a handful of anchors; a "billion laughs" needs millions.
 ALIAS_EXPANSION_LIMIT = 10_000
+# Real manifests nest about five levels deep.
+NESTING_LIMIT = 100
+# The C composer recurses once per level on the C stack and crashes the
+# process (no exception) somewhere beyond 20,000 levels: text that might nest
+# deeper than this is checked event by event before it is composed.
+_COMPOSER_SAFE_DEPTH = 5_000
+# A flow collection closed on its own line, with nothing inside that could
+# hide or add a bracket (quotes, comments, other brackets).
+_SIMPLE_FLOW = re.compile(r"\[[^\[\]{}\"'#\n]*\]|\{[^\[\]{}\"'#\n]*\}")
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _CORE = "tag:yaml.org,2002:"
@@ -37,7 +48,7 @@ _YAML_DIRECTIVE = re.compile(r"^%YAML\b", re.MULTILINE)
 
 
 def _pack(line: int, column: int) -> int:
-    return (line << 16) | column
+    return (line << 16) | min(column, 0xFFFF)  # a longer line must not shift the line
 
 
 def unpack(position: int) -> tuple[int, int]:
@@ -72,7 +83,7 @@ class Document:
 
     def locate(self, *path: str | int) -> Source:
         """The source of a field inside this document, as deep as it can be found."""
-        return locate(self.body, self.source.file, path)
+        return locate(self.body, self.source.file, path, self.source.via)
 
 
 @dataclass
@@ -81,7 +92,7 @@ class LoadResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
-def locate(node: object, file: str, path: tuple | list) -> Source:
+def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source:
     """Walk `path` through YMap/YList and return the deepest known position."""
     position = getattr(node, "position", 0)
     for step in path:
@@ -94,7 +105,39 @@ def locate(node: object, file: str, path: tuple | list) -> Source:
         else:
             break
     line, column = unpack(position)
-    return Source(file, line, column)
+    return Source(file, line, column, via)
+
+
+class _Loader(CBaseLoader):
+    """libyaml's composer without tag resolution: every node gets its kind's default tag.
+
+    Resolution is ours (see `_Constructor`); skipping ruamel's Python resolver
+    per scalar is most of the cost of composing large files.
+    """
+
+    def resolve(self, kind, value, implicit):
+        return _DEFAULT_TAGS[kind]
+
+    def descend_resolver(self, current_node, current_index):
+        pass
+
+    def ascend_resolver(self):
+        pass
+
+
+_DEFAULT_TAGS = {
+    ScalarNode: CBaseLoader.DEFAULT_SCALAR_TAG,
+    SequenceNode: CBaseLoader.DEFAULT_SEQUENCE_TAG,
+    MappingNode: CBaseLoader.DEFAULT_MAPPING_TAG,
+}
+
+
+def _tagged_scalar(value: str, tag: str):
+    if tag == _CORE + "null":
+        return None
+    if tag == _CORE + "bool":
+        return _BOOLS.get(value, value)
+    return value  # !!str, !!int, !!float: the text as written
 
 
 class _Constructor:
@@ -106,6 +149,7 @@ class _Constructor:
         self.seen: set[int] = set()
         self.sizes: dict[int, int] = {}
         self.alias_budget = ALIAS_EXPANSION_LIMIT
+        self.open: set[int] = set()  # collections being constructed, outermost first
 
     def source(self, node) -> Source:
         mark = node.start_mark
@@ -115,35 +159,46 @@ class _Constructor:
         if id(node) in self.seen:  # an alias: the composer reuses the anchored node
             self.alias_budget -= self._size(node)
             if self.alias_budget < 0:
-                raise _AliasBomb(self.source(node))
+                raise _Refused(
+                    self.source(node),
+                    f"aliases expand to more than {ALIAS_EXPANSION_LIMIT} values",
+                    "write the values out or use fewer nested aliases",
+                )
         else:
             self.seen.add(id(node))
-        tag = node.tag
-        if tag not in _ALLOWED_TAGS:
-            self.diagnostics.error(
-                self.source(node),
-                f"tag '{tag}' is not supported",
-                "remove the tag; manifests use plain YAML values",
-            )
-            return None
-        if isinstance(node, ScalarNode):
-            return self._scalar(node)
-        if isinstance(node, MappingNode):
-            return self._mapping(node)
-        return self._sequence(node)
-
-    @staticmethod
-    def _scalar(node: ScalarNode):
-        value = node.value
-        if node.style or node.tag != _CORE + "str":
-            if node.tag == _CORE + "null":
+        node_type = type(node)
+        if node.ctag is not _DEFAULT_TAGS[node_type]:  # an explicit tag such as !!str
+            tag = str(node.ctag)
+            if tag not in _ALLOWED_TAGS:  # reported; the value is read as if untagged
+                self.diagnostics.error(
+                    self.source(node),
+                    f"tag '{tag}' is not supported",
+                    "remove the tag; manifests use plain YAML values",
+                )
+            if node_type is ScalarNode:
+                return _tagged_scalar(node.value, tag)
+        if node_type is ScalarNode:
+            value = node.value
+            if node.style:  # quoted or block: always the text as written
+                return value
+            if value in _NULLS:
                 return None
-            if node.tag == _CORE + "bool":
-                return _BOOLS.get(value, value)
-            return value  # quoted, block or !!str/!!int: the text as written
-        if value in _NULLS:
-            return None
-        return _BOOLS.get(value, value)
+            return _BOOLS.get(value, value)
+        return self._collection(node, node_type)
+
+    def _collection(self, node, node_type):
+        if id(node) in self.open:
+            raise _Refused(self.source(node), "an alias refers to a collection that contains it",
+                           "a value cannot contain itself: write the values out")
+        if len(self.open) >= NESTING_LIMIT:
+            raise _too_deep(self.source(node))
+        self.open.add(id(node))
+        try:
+            if node_type is MappingNode:
+                return self._mapping(node)
+            return self._sequence(node)
+        finally:
+            self.open.discard(id(node))
 
     def _mapping(self, node: MappingNode) -> YMap:
         result = YMap()
@@ -193,14 +248,53 @@ class _Constructor:
         return self.sizes[key]
 
 
-class _AliasBomb(Exception):
-    def __init__(self, source: Source):
+class _Refused(Exception):
+    """A document the loader will not construct (alias bomb, deep nesting)."""
+
+    def __init__(self, source: Source, message: str, hint: str):
+        super().__init__(message)
         self.source = source
+        self.hint = hint
+
+
+def _too_deep(source: Source) -> _Refused:
+    return _Refused(source, f"the document nests deeper than {NESTING_LIMIT} levels",
+                    "flatten the structure")
+
+
+def _check_nesting(text: str, shown: str) -> None:
+    """Raise _Refused before the C composer could recurse deep enough to crash."""
+    flows = _SIMPLE_FLOW.sub("", text)
+    # An upper bound of the depth: every bracket that is left, plus one simple
+    # collection, plus two block levels per column of the longest line.
+    bound = flows.count("[") + flows.count("{") + 2 * max(map(len, text.split("\n"))) + 4
+    if bound <= _COMPOSER_SAFE_DEPTH:
+        return
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > NESTING_LIMIT:
+                    mark = event.start_mark
+                    raise _too_deep(Source(shown, mark.line + 1, mark.column + 1))
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except MarkedYAMLError:
+        pass  # reported when the text is composed, before any deep level is reached
+    finally:
+        loader.dispose()
 
 
 def read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
     """The file as UTF-8 text, or None with a diagnostic for binary/non-UTF-8 files."""
     data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        diagnostics.error(Source(shown, 1), "the file is UTF-16 text, not UTF-8",
+                          "save the file as UTF-8")
+        return None
     if b"\x00" in data:
         diagnostics.error(
             Source(shown, 1), "this is a binary file, not YAML text",
@@ -233,10 +327,11 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
         return []
     constructor = _Constructor(shown, diagnostics)
     documents = []
-    loader = CBaseLoader(text)
+    loader = _Loader(text)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # construction allocates many small objects and frees none
     try:
+        _check_nesting(text, shown)
         while loader.check_node():
             node = loader.get_node()
             source = constructor.source(node)
@@ -250,12 +345,8 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
                 )
     except MarkedYAMLError as exc:
         diagnostics.items.append(_syntax_diagnostic(exc, text, shown))
-    except _AliasBomb as exc:
-        diagnostics.error(
-            exc.source,
-            f"aliases expand to more than {ALIAS_EXPANSION_LIMIT} values",
-            "write the values out or use fewer nested aliases",
-        )
+    except _Refused as exc:
+        diagnostics.error(exc.source, str(exc), exc.hint)
     except RecursionError:
         diagnostics.error(Source(shown, 1), "the document is nested too deeply",
                           "flatten the structure")
@@ -276,9 +367,23 @@ def _syntax_diagnostic(exc: MarkedYAMLError, text: str, shown: str) -> Diagnosti
     if "\t" in bad_line[: max(column, 1)] or (column and bad_line[column - 1 : column] == "\t"):
         problem = "a tab character is used for indentation"
         hint = "indent with spaces; YAML does not allow tabs"
+    elif _UNCLOSED.get(exc.context) and exc.context_mark and exc.context_mark.line < line - 1:
+        # the parser notices only lines later: point at what was left open
+        opened, closing = _UNCLOSED[exc.context]
+        problem = f"{opened} is not closed ({exc.problem.strip()} at line {line})"
+        hint = f"close it with {closing}"
+        line, column = exc.context_mark.line + 1, exc.context_mark.column + 1
     elif exc.context and exc.problem:
         problem = f"{exc.context.strip()}: {exc.problem.strip()}"
     return Diagnostic(Source(shown, line, column), f"YAML syntax error: {problem}", hint)
+
+
+# Parser contexts that mean "something opened here was never closed".
+_UNCLOSED = {
+    "while parsing a flow sequence": ("the '[' here", "']'"),
+    "while parsing a flow mapping": ("the '{' here", "'}'"),
+    "while scanning a quoted scalar": ("the quoted value here", "the same quote character"),
+}
 
 
 def show_path(path: Path, env: Path, env_shown: str) -> str:

@@ -81,15 +81,20 @@ def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     snapshot = store.snapshot(scope)
     plan = Plan(display_path(env), snapshot.serial, sorted(scope))
     desired = desired_resources(manifests, existing_extensions(snapshot))
-    _forbid_admin_removal(plan, manifests, diagnostics, snapshot)
+    _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
     _collect_diagnostics(plan, diagnostics, options.strict)
     _check_foreign_identities(plan, desired, store, scope)
     if plan.errors:
+        # Still name the forbidden changes: an invalid manifest is often the
+        # consequence of one (a new dial plan makes every extension too short).
+        guarded = {key: r for key, r in desired.items() if KIND_SPECS[key[0]].forbidden
+                   or key[0] == "account"}
+        _check_forbidden(plan, diff(guarded, snapshot.resources).actions, desired, store)
         return plan
     result = diff(desired, snapshot.resources)
     plan.unchanged = result.unchanged
     plan.actions = result.actions
-    _check_forbidden(plan, desired, snapshot)
+    _check_forbidden(plan, plan.actions, desired, store)
     _plan_deletes(plan, result, snapshot, options)
     plan.actions.sort(key=Action.sort_key)
     return plan
@@ -116,7 +121,7 @@ def _collect_diagnostics(plan: Plan, diagnostics: Diagnostics, strict: bool) -> 
 
 
 def _forbid_admin_removal(plan: Plan, manifests: Manifests, diagnostics: Diagnostics,
-                          snapshot: Snapshot) -> None:
+                          snapshot: Snapshot, desired: dict[Key, Resource]) -> None:
     """A tenant without admin is a validation error; for an existing one, a forbidden change."""
     admins: dict[str, list[str]] = {}
     for resource in snapshot.resources.values():
@@ -126,11 +131,15 @@ def _forbid_admin_removal(plan: Plan, manifests: Manifests, diagnostics: Diagnos
     for item in diagnostics.items:
         tenant = item.subject[1] if item.rule == "tenant.admin-required" and item.subject else None
         if tenant in admins:
+            # Point at the role of a former admin that is still declared, else at `users`.
+            demoted = [desired[key] for email in sorted(admins[tenant])
+                       if (key := ("user", f"{tenant}/{email}")) in desired]
+            where = _short(demoted[0], "role") if demoted else None
             plan.forbidden.append(ForbiddenChange(
                 "tenant", tenant, "admins", sorted(admins[tenant]), [],
                 "removing the last administrator of an existing tenant",
                 "keep at least one user with 'role: admin' in this tenant",
-                item.source.short if item.source else None))
+                where or (item.source.short if item.source else None)))
         else:
             kept.append(item)
     diagnostics.items = kept
@@ -149,12 +158,16 @@ def _check_foreign_identities(plan: Plan, desired: dict[Key, Resource], store: S
             "choose another identity, or plan the environment that declares that account"))
 
 
-def _check_forbidden(plan: Plan, desired: dict[Key, Resource], snapshot: Snapshot) -> None:
+def _check_forbidden(plan: Plan, actions: list[Action], desired: dict[Key, Resource],
+                     store: StateStore) -> None:
     sub_accounts: dict[str, list[str]] = {}
-    for resource in snapshot.resources.values():
-        if resource.kind == "account" and resource.attrs.get("parent"):
-            sub_accounts.setdefault(resource.attrs["parent"], []).append(resource.id)
-    for action in plan.actions:
+    if any(a.kind == "account" and a.changes.get("parent") for a in actions):
+        # Sub-accounts need not be in scope (one left out of the manifests still
+        # exists), so look at every account in the state; rare, so a full read.
+        for resource in store.snapshot().resources.values():
+            if resource.kind == "account" and resource.attrs.get("parent"):
+                sub_accounts.setdefault(resource.attrs["parent"], []).append(resource.id)
+    for action in actions:
         if action.action != "update":
             continue
         resource = desired[action.key]

@@ -101,7 +101,8 @@ def _check_tenant_sites(m: Manifests, entry: TenantEntry, d: Diagnostics) -> Non
                     "declare the Site or fix the reference")
             continue
         package = m.packages.get(site.model.base_package)
-        if package is not None and package.model.account not in allowed:
+        # with the tenant's account undeclared (reported) its main account is unknown
+        if package is not None and account is not None and package.model.account not in allowed:
             d.error(entry.at("sites", index),
                     f"site '{site_id}' is booked on base package '{package.model.id}' of account "
                     f"{package.model.account}, not of the tenant's account {tenant.account} "

@@ -50,11 +50,17 @@ def hash_secret(value: str, salt: str | None = None) -> str:
 
 
 class SecretError(Exception):
-    """A reference that cannot be resolved; the message never holds the value."""
+    """A reference that cannot be resolved; the message never holds the value.
 
-    def __init__(self, message: str, hint: str):
+    A secret that is merely unavailable (variable not exported, file not yet
+    decrypted) only matters when values are needed; a reference that can never
+    be valid (a file outside the environment) is always an error.
+    """
+
+    def __init__(self, message: str, hint: str, *, always_error: bool = False):
         super().__init__(message)
         self.hint = hint
+        self.always_error = always_error
 
 
 def resolve(secret: str | EnvSecret | FileSecret, manifest: Path, env: Path) -> SecretValue:
@@ -78,6 +84,7 @@ def _read_secret_file(relative: str, manifest: Path, env: Path) -> SecretValue:
         raise SecretError(
             f"secret file '{relative}' lies outside the environment",
             "keep secret files inside the environment directory",
+            always_error=True,
         )
     try:
         value = path.read_text(encoding="utf-8").rstrip("\r\n")

@@ -20,6 +20,7 @@ from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Extensio
 from .manifests import Located, Manifests, TenantEntry, ExtensionEntry
 from .rules import check_rules
 from .secrets import SecretError, SecretValue, resolve
+from .template import expand_templates
 
 
 def validate_documents(
@@ -101,7 +102,7 @@ def _resolve(secret, doc: Document, path: tuple, diagnostics: Diagnostics, need_
     try:
         return resolve(secret, doc.file, doc.env)
     except SecretError as exc:
-        report = diagnostics.error if need_secrets else diagnostics.warning
+        report = diagnostics.error if need_secrets or exc.always_error else diagnostics.warning
         report(doc.locate(*path), f"{path[-1]}: {exc}", exc.hint)
         return None
 
@@ -117,7 +118,7 @@ def schema_diagnostics(doc: Document, model_class: type[BaseModel], exc: Validat
             loc = loc[: secret_at + 1]
             message, hint = _secret_message(loc[-1], error)
         else:
-            loc = tuple(part for part in loc if not _is_union_tag(part))
+            loc = _input_loc(doc.body, loc)
             message, hint = _message(model_class, loc, error)
         if loc in reported:
             continue
@@ -125,6 +126,26 @@ def schema_diagnostics(doc: Document, model_class: type[BaseModel], exc: Validat
         where = doc.locate(*loc) if error["type"] != "missing" else doc.locate(*loc[:-1])
         diagnostics.error(where, message, hint)
     return diagnostics
+
+
+def _input_loc(body, loc: tuple) -> tuple:
+    """`loc` without pydantic's union tags ('EnvSecret', 'str', …).
+
+    A step that exists in the input is a field or an index, never a tag: an
+    unknown field 'Name' must not be dropped for looking like a class name.
+    """
+    path, node = [], body
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif _is_union_tag(part):
+            continue
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
 
 
 def _is_union_tag(part) -> bool:
@@ -143,6 +164,8 @@ def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str
     name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
     value = error.get("input")
     if kind == "extra_forbidden":
+        if name == "<<":
+            return "a merge key '<<' is not supported", "write the fields out"
         allowed = _field_names(model_class, loc[:-1])
         return f"unknown field '{name}'", did_you_mean(name, allowed)
     if kind == "missing":
@@ -153,13 +176,25 @@ def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str
     if kind == "string_pattern_mismatch":
         description = FORMATS.get(error["ctx"]["pattern"], f"matching {error['ctx']['pattern']}")
         return f"{name} '{value}' is not {description}", "fix the value"
-    if kind == "string_type" and value is None:
+    if (kind == "string_type" and value is None) or (kind == "string_too_short" and value == ""):
         return f"{name} is empty", f"give {name} a value or remove the line"
+    if kind == "string_type" and isinstance(value, bool):
+        text = str(value).lower()
+        return f"{name} must be text, not {text}", f'put it in quotes: {name}: "{text}"'
     if kind in ("int_parsing", "int_type"):
         return f"{name} '{value}' is not a whole number", f"write {name} as digits, e.g. 3"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        limit = error["ctx"].get("ge", error["ctx"].get("le"))
+        low = kind == "greater_than_equal"
+        return (f"{name} {value} is too {'small' if low else 'large'}",
+                f"use {'at least' if low else 'at most'} {limit}")
     if kind == "bool_type":
-        return f"{name} '{value}' is not true or false", "write true or false"
+        return f"{name} '{value}' is not true or false", "write true or false, without quotes"
+    if kind in ("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"):
+        return f"{name} '{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-12-01"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
+        if loc and isinstance(loc[-1], int):
+            return f"item {loc[-1] + 1} of {name} must be a mapping", "write it as 'key: value' lines"
         return f"{name} must be a mapping", "write it as 'key: value' lines"
     if kind == "list_type":
         return f"{name} must be a list", "write it as '- item' lines or [a, b]"
@@ -196,7 +231,8 @@ def validate_environment(env: Path, *, need_secrets: bool = False):
     """Load and validate one environment: (Manifests, Diagnostics)."""
     loaded = load_environment(env)
     diagnostics = loaded.diagnostics
-    manifests = validate_documents(env.resolve(), loaded.documents, diagnostics,
+    documents = expand_templates(loaded.documents, diagnostics)
+    manifests = validate_documents(env.resolve(), documents, diagnostics,
                                    need_secrets=need_secrets)
     check_rules(manifests, diagnostics)
     return manifests, diagnostics

@@ -49,7 +49,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
 
 def summary_line(plan: Plan) -> str:
     if plan.errors:
-        return f"Plan failed: {len(plan.errors)} errors. Nothing can be applied."
+        forbidden = f", {len(plan.forbidden)} forbidden changes" if plan.forbidden else ""
+        return f"Plan failed: {len(plan.errors)} errors{forbidden}. Nothing can be applied."
     if plan.rejected:
         n = len(plan.forbidden) + len(plan.refusals)
         return f"Plan rejected: {n} forbidden or refused changes. Nothing can be applied."

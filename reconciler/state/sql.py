@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -30,7 +31,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ..diagnostics import ReconcilerError
 from .base import ChangeRecord, LockTimeout, Snapshot, StateResource, StateStore, Write
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 ADVISORY_LOCK_KEY = 0x7265636F  # "reco"
+SCHEMA_LOCK_KEY = 0x72656373  # "recs": creating the tables
 
 metadata = MetaData()
 meta_table = Table(
@@ -79,12 +82,23 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its user part
-        return url.split("@")[-1]
+    """The URL with any password replaced by ***.
+
+    Worked on the text, not on a parse: a password with an unescaped '@', '/'
+    or ':' would otherwise be split into host and database and shown.
+    """
+    masked = _QUERY_PASSWORD.sub(r"\1***", url)
+    scheme, sep, rest = masked.partition("://")
+    if not sep or "@" not in rest:
+        return masked
+    userinfo, _, hostpart = rest.rpartition("@")  # the last '@' ends the credentials
+    if ":" not in userinfo and "/" not in userinfo:
+        return masked
+    return f"{scheme}://{userinfo.split(':', 1)[0].split('/', 1)[0]}:***@{hostpart}"
 
 
 def open_store(url: str) -> SQLStore:
@@ -96,6 +110,13 @@ def open_store(url: str) -> SQLStore:
         return SQLiteStore(url, shown, path)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        try:
+            make_url(driver_url)
+        except (ValueError, ArgumentError):  # the message may quote the URL: not shown
+            raise ReconcilerError(
+                f"invalid state URL '{shown}' — use postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, "
+                "with special characters in the password percent-encoded (@ is %40)"
+            ) from None
         return PostgresStore(driver_url, shown)
     raise ReconcilerError(
         f"unsupported state URL '{shown}' — use sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -117,23 +138,40 @@ class SQLStore(StateStore):
 
     # -- schema -----------------------------------------------------------
     def _ensure_schema(self) -> None:
-        with self.engine.begin() as conn:
-            metadata.create_all(conn, checkfirst=True)
         defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0",
                     "signing_key": secrets.token_hex(32)}
-        for key, value in defaults.items():
-            try:
-                with self.engine.begin() as conn:
-                    if conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).first() is None:
+        if not self._schema_complete(defaults):
+            # Many processes may open a new state at once (CI runners): the tables and
+            # their first rows are created in one transaction that only one of them
+            # runs at a time; the others then find everything in place.
+            with self._write_transaction() as conn:
+                self._guard_schema(conn)
+                metadata.create_all(conn, checkfirst=True)
+                present = set(conn.execute(select(meta_table.c.key)).scalars())
+                for key, value in defaults.items():
+                    if key not in present:
                         conn.execute(insert(meta_table).values(key=key, value=value))
-            except IntegrityError:  # another process created it first
-                pass
         version = int(self._meta("schema_version"))
         if version != SCHEMA_VERSION:
             raise ReconcilerError(
                 f"the state at {self.url_for_display} has schema version {version}, "
                 f"this reconciler understands {SCHEMA_VERSION} — upgrade reconciler"
             )
+
+    def _schema_complete(self, defaults: dict[str, str]) -> bool:
+        """True when the tables and meta rows exist (a read: a read-only state can be planned)."""
+        with self.engine.connect() as conn:
+            if not all(self.engine.dialect.has_table(conn, table.name)
+                       for table in metadata.sorted_tables):
+                return False
+            return set(defaults) <= set(conn.execute(select(meta_table.c.key)).scalars())
+
+    def _write_transaction(self):
+        """A transaction that will write (SQLite takes the write lock at its start)."""
+        return self.engine.begin()
+
+    def _guard_schema(self, conn) -> None:
+        """Serialise schema creation between processes (within `conn`'s transaction)."""
 
     def _meta(self, key: str, conn=None) -> str:
         query = select(meta_table.c.value).where(meta_table.c.key == key)
@@ -197,7 +235,7 @@ class SQLStore(StateStore):
     # -- writing ------------------------------------------------------------
     def write(self, writes: list[Write]) -> int:
         now = _now()
-        with self.engine.begin() as conn:
+        with self._write_transaction() as conn:
             serial = int(self._meta("serial", conn))
             upserts, deletes, log_rows = [], [], []
             for item in writes:
@@ -254,40 +292,62 @@ class SQLiteStore(SQLStore):
         def _configure(dbapi_connection, _record):
             dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
             cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL may wait
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN")  # a real transaction: reads see one snapshot
+            # A real transaction: reads see one snapshot. A writer takes the write lock
+            # up front (IMMEDIATE): a read transaction that later wants to write fails at
+            # once with "database is locked" when another process wrote in between.
+            immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         super().__init__(engine, shown)
 
     @contextmanager
+    def _write_transaction(self):
+        with self.engine.connect().execution_options(sqlite_immediate=True) as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
     def lock(self, timeout: float):
         lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        handle.seek(0)
-                        raise LockTimeout(_holder_text(handle.read().strip())) from None
+                        raise LockTimeout(_holder_text(_read_holder(fd))) from None
                     time.sleep(0.1)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                     "since": _now()}))
-            handle.flush()
-            yield
+            holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                 "since": _now()}).encode()
+            os.pwrite(fd, holder, 0)  # one write: a waiting process never reads half of it
+            os.ftruncate(fd, len(holder))
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)  # a released lock names no holder
         finally:
-            handle.close()  # closing the descriptor releases the flock
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def _read_holder(fd: int) -> str:
+    """The holder's record; the holder writes it right after locking, so wait briefly."""
+    raw = b""
+    for _ in range(20):
+        raw = os.pread(fd, 4096, 0)
+        if raw.strip():
+            break
+        time.sleep(0.05)
+    return raw.decode("utf-8", "replace").strip()
 
 
 def _holder_text(raw: str) -> str:
@@ -308,29 +368,43 @@ class PostgresStore(SQLStore):
     def _read_connection(self):
         return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
 
+    def _guard_schema(self, conn) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+
     @contextmanager
     def lock(self, timeout: float):
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        locked = False
         try:
             deadline = time.monotonic() + timeout
             while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                                    {"k": ADVISORY_LOCK_KEY}).scalar():
                 if time.monotonic() >= deadline:
-                    row = conn.execute(select(lock_holder_table)).first()
-                    holder = (f"host {row.host}, pid {row.pid}, since {row.since}"
-                              if row else "an unknown process")
-                    raise LockTimeout(holder)
+                    raise LockTimeout(self._holder(conn))
                 time.sleep(0.2)
-            conn.execute(delete(lock_holder_table))
-            conn.execute(insert(lock_holder_table).values(
-                name="apply", host=socket.gethostname(), pid=os.getpid(), since=_now()))
+            values = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+            conn.execute(pg_insert(lock_holder_table).values(name="apply", **values)
+                         .on_conflict_do_update(index_elements=["name"], set_=values))
+            locked = True
             yield
         finally:
             try:
+                if locked:  # a released lock names no holder (a crashed one's row is replaced)
+                    conn.execute(delete(lock_holder_table))
                 conn.execute(text("SELECT pg_advisory_unlock_all()"))
             except SQLAlchemyError:  # the session is gone: so is its lock
                 pass
             conn.close()
+
+    @staticmethod
+    def _holder(conn) -> str:
+        """Who holds the lock; it writes its row right after locking, so wait briefly."""
+        for _ in range(20):
+            row = conn.execute(select(lock_holder_table)).first()
+            if row is not None:
+                return f"host {row.host}, pid {row.pid}, since {row.since}"
+            time.sleep(0.05)
+        return "an unknown process"
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -1,0 +1,304 @@
+"""Partner templates: `kind: Use` documents expand into manifests.
+
+A template is a directory with `parameters.schema.json` (a JSON Schema for the
+values) and `*.yaml.j2` files rendered by Jinja2's sandbox with strict
+undefined variables. Templates cannot run code (sandbox), read files outside
+their own directory (the loader only knows that directory), or reach the
+network. Every rendered line remembers the template line it came from, so an
+error in a rendered resource names the template file and line and the values
+that produced it. Documents next to the `Use` override rendered ones with the
+same identity (fields they give replace the template's; users and extensions
+merge by e-mail and number).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jsonschema
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from .diagnostics import Diagnostics, Source, did_you_mean
+from .loader import Document, YList, YMap, parse_yaml, show_path, unpack
+
+PARAMETERS_FILE = "parameters.schema.json"
+TEMPLATE_SUFFIX = ".yaml.j2"
+_MARK = re.compile("\ue000(\\d+)\ue001")
+USE_FIELDS = ("kind", "template", "values")
+IDENTITIES = {"Account": "customer_number", "BasePackage": "id", "Site": "id", "Tenant": "name"}
+KEYED_LISTS = {"users": "email", "extensions": "number"}
+
+
+class _MarkingLoader(jinja2.FileSystemLoader):
+    """Appends an invisible template-line marker to every line outside a tag."""
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        return _mark_lines(source), filename, uptodate
+
+
+def _mark_lines(source: str) -> str:
+    """Mark lines that render output; lines inside or ending with a tag stay as they are."""
+    lines, depth = [], 0
+    for number, line in enumerate(source.split("\n"), start=1):
+        depth += len(re.findall(r"\{[{%#]", line)) - len(re.findall(r"[}%#]\}", line))
+        ends_in_tag = line.rstrip().endswith(("%}", "#}"))
+        lines.append(line if depth > 0 or ends_in_tag else f"{line}\ue000{number}\ue001")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Use:
+    doc: Document
+    template_dir: Path
+    values: dict[str, Any]
+
+
+def expand_templates(documents: list[Document], diagnostics: Diagnostics) -> list[Document]:
+    """Documents with every `Use` replaced by what its template renders, overrides applied."""
+    uses = [d for d in documents if d.kind == "Use"]
+    if not uses:
+        return documents
+    own = [d for d in documents if d.kind != "Use"]
+    rendered: list[Document] = []
+    for doc in uses:
+        use = _check_use(doc, diagnostics)
+        if use is not None:
+            rendered.extend(_render(use, diagnostics))
+    return _merge(rendered, own, diagnostics)
+
+
+def _check_use(doc: Document, diagnostics: Diagnostics) -> _Use | None:
+    body = doc.body
+    for key in body:
+        if key not in USE_FIELDS:
+            diagnostics.error(doc.locate(key), f"unknown field '{key}' in Use",
+                              did_you_mean(key, list(USE_FIELDS)))
+            return None
+    template = body.get("template")
+    values = body.get("values", YMap())
+    if not isinstance(template, str):
+        diagnostics.error(doc.locate("template"), "Use needs 'template: PATH'",
+                          "give the template directory relative to this file")
+        return None
+    if not isinstance(values, dict):
+        diagnostics.error(doc.locate("values"), "'values' must be a mapping", "write key: value lines")
+        return None
+    template_dir = (doc.file.parent / template).resolve()
+    if not (template_dir / PARAMETERS_FILE).is_file():
+        diagnostics.error(doc.locate("template"), f"'{template}' is not a template directory "
+                          f"(no {PARAMETERS_FILE})", "fix the path, relative to this file")
+        return None
+    schema = _read_schema(template_dir, doc, diagnostics)
+    if schema is None:
+        return None
+    values = _coerce(dict(values), schema)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(values),
+                    key=lambda e: list(e.absolute_path))
+    for error in errors:
+        path = [str(p) for p in error.absolute_path]
+        where = doc.locate("values", *path) if path else doc.locate("values")
+        name = ".".join(path) or "values"
+        diagnostics.error(where, f"template value {name}: {error.message}",
+                          f"see {show_path(template_dir / PARAMETERS_FILE, doc.env, doc.env_shown)}")
+    if errors:
+        return None
+    return _Use(doc, template_dir, values)
+
+
+def _read_schema(template_dir: Path, doc: Document, diagnostics: Diagnostics) -> dict | None:
+    path = template_dir / PARAMETERS_FILE
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except (ValueError, jsonschema.SchemaError) as exc:
+        diagnostics.error(Source(str(path)), f"the template's parameter schema is invalid: "
+                          f"{str(exc).splitlines()[0]}", "fix the JSON Schema")
+        return None
+    return schema
+
+
+def _coerce(values: dict, schema: dict) -> dict:
+    """Plain YAML scalars are strings; give numbers to integer/number parameters, add defaults."""
+    properties = schema.get("properties", {})
+    result = {}
+    for name, spec in properties.items():
+        if name not in values and "default" in spec:
+            result[name] = spec["default"]
+    for name, value in values.items():
+        kind = properties.get(name, {}).get("type")
+        if isinstance(value, str) and kind == "integer" and re.fullmatch(r"-?[0-9]+", value):
+            value = int(value)
+        elif isinstance(value, str) and kind == "number" and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
+            value = float(value) if "." in value else int(value)
+        result[name] = value
+    return result
+
+
+def _render(use: _Use, diagnostics: Diagnostics) -> list[Document]:
+    environment = SandboxedEnvironment(
+        loader=_MarkingLoader(str(use.template_dir)), undefined=jinja2.StrictUndefined,
+        autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+    )
+    documents = []
+    via = f"values {use.doc.source.short}"
+    for path in sorted(use.template_dir.rglob("*" + TEMPLATE_SUFFIX)):
+        name = path.relative_to(use.template_dir).as_posix()
+        shown = show_path(path, use.doc.env, use.doc.env_shown)
+        try:
+            text = environment.get_template(name).render(**use.values)
+        except jinja2.TemplateSyntaxError as exc:
+            diagnostics.error(Source(shown, exc.lineno or 0, via=via),
+                              f"template syntax error: {exc.message}", "fix the template")
+            continue
+        except SecurityError as exc:
+            diagnostics.error(Source(shown, via=via), f"the template tried something unsafe: {exc}",
+                              "templates may only format values, loop and branch")
+            continue
+        except jinja2.TemplateNotFound as exc:
+            diagnostics.error(Source(shown, via=via), f"the template includes '{exc.name}', which "
+                              "is not a file of this template",
+                              "templates can only include files of their own directory")
+            continue
+        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
+            line = _template_line(exc, name)
+            diagnostics.error(Source(shown, line, via=via), f"template error: {exc}",
+                              "pass the value in 'values' or give it a default in the schema")
+            continue
+        documents.extend(_parse_rendered(text, shown, via, use, diagnostics))
+    return documents
+
+
+def _template_line(exc: Exception, name: str) -> int:
+    tb = exc.__traceback__
+    line = 0
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(name):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _parse_rendered(text: str, shown: str, via: str, use: _Use, diagnostics: Diagnostics):
+    lines, origin = [], []
+    for line in text.split("\n"):
+        marks = _MARK.findall(line)
+        origin.append(int(marks[-1]) if marks else 0)
+        lines.append(_MARK.sub("", line))
+    local = Diagnostics()
+    parsed = parse_yaml("\n".join(lines), shown, local)
+    for item in local.items:  # syntax errors point at rendered lines: map them back
+        line = origin[item.source.line - 1] if item.source and 0 < item.source.line <= len(origin) else 0
+        diagnostics.items.append(type(item)(Source(shown, line, via=via), item.message, item.hint,
+                                            item.severity))
+    documents = []
+    for body, source in parsed:
+        _remap(body, origin)
+        kind = body.get("kind")
+        if kind is None:
+            diagnostics.error(Source(shown, origin[source.line - 1], via=via),
+                              "the rendered document has no 'kind'", "add 'kind:' to the template")
+            continue
+        start = Source(shown, origin[source.line - 1], source.column, via=via)
+        documents.append(Document(str(kind), body, use.doc.file, use.doc.env, start,
+                                  use.doc.env_shown))
+    return documents
+
+
+def _remap(node, origin: list[int]) -> None:
+    """Replace rendered line numbers by template line numbers, in place."""
+    def fix(position: int) -> int:
+        line, column = unpack(position)
+        mapped = origin[line - 1] if 0 < line <= len(origin) else line
+        return (mapped << 16) | column
+
+    if isinstance(node, YMap):
+        node.position = fix(node.position)
+        node.key_positions = {k: fix(v) for k, v in node.key_positions.items()}
+        for value in node.values():
+            _remap(value, origin)
+    elif isinstance(node, YList):
+        node.position = fix(node.position)
+        node.item_positions = [fix(p) for p in node.item_positions]
+        for value in node:
+            _remap(value, origin)
+
+
+def _identity(doc: Document) -> tuple[str, str] | None:
+    field = IDENTITIES.get(doc.kind)
+    value = doc.body.get(field) if field else None
+    return (doc.kind, str(value)) if value is not None else None
+
+
+def _merge(rendered: list[Document], own: list[Document], diagnostics: Diagnostics):
+    by_identity: dict[tuple[str, str], Document] = {}
+    result: list[Document] = []
+    for doc in rendered:
+        key = _identity(doc)
+        if key is not None and key in by_identity:
+            diagnostics.error(doc.source, f"{key[0]} '{key[1]}' is rendered twice (also at "
+                              f"{by_identity[key].source})",
+                              "two templates cannot declare the same resource; override it in "
+                              "the environment instead")
+            continue
+        if key is not None:
+            by_identity[key] = doc
+        result.append(doc)
+    for doc in own:
+        key = _identity(doc)
+        base = by_identity.get(key) if key else None
+        if base is None:
+            result.append(doc)
+            continue
+        result[result.index(base)] = _override(base, doc)
+    return result
+
+
+def _override(base: Document, top: Document) -> Document:
+    """`top`'s fields replace `base`'s; users/extensions merge by their identity."""
+    merged = YMap(base.body)
+    merged.position = top.body.position
+    merged.key_positions = dict(base.body.key_positions)
+    for key, value in top.body.items():
+        if key in KEYED_LISTS and isinstance(value, list) and isinstance(base.body.get(key), list):
+            value = _merge_keyed(base.body[key], value, KEYED_LISTS[key])
+        merged[key] = value
+        merged.key_positions[key] = top.body.key_positions[key]
+    # Fields from the template keep pointing at the template; overridden ones at the manifest.
+    return Document(base.kind, merged, top.file, top.env, top.source, top.env_shown)
+
+
+def _merge_keyed(base: YList, top: YList, key: str) -> YList:
+    index = {item.get(key): i for i, item in enumerate(base) if isinstance(item, dict)}
+    merged = YList(base)
+    merged.position = base.position
+    merged.item_positions = list(base.item_positions)
+    for item, position in zip(top, top.item_positions):
+        at = index.get(item.get(key)) if isinstance(item, dict) else None
+        if at is None or item.get(key) == "auto":
+            merged.append(item)
+            merged.item_positions.append(position)
+        else:
+            merged[at] = item
+            merged.item_positions[at] = position
+    return merged
+
+
+def rendered_documents(documents: list[Document]) -> list[dict]:
+    """Plain mappings of final documents for `reconciler render`; plain-text secrets redacted."""
+    return [_redact(doc.body) for doc in documents]
+
+
+def _redact(node, key: str = ""):
+    if isinstance(node, dict):
+        return {k: _redact(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redact(v) for v in node]
+    if key in ("pin", "password") and isinstance(node, str) and node != "0000":
+        return "(sensitive value)"
+    return node
