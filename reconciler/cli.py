@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from .export import export as export_manifests
 from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
 from .planfile import read_saved_plan, write_saved_plan
+from .render.github import render_github
 from .render.jsonout import render_json
 from .render.markdown import render_markdown
 from .render.text import render_text
@@ -94,13 +97,24 @@ def validate(envs: tuple[Path, ...], strict: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
-RENDERERS = {"text": None, "markdown": render_markdown, "json": render_json}
+RENDERERS = {"markdown": render_markdown, "json": render_json}
+FORMATS = ["text", "markdown", "json", "github"]
 
 
 def render(plan: Plan, output_format: str) -> str:
     if output_format == "text":
         return render_text(plan, color=sys.stdout.isatty())
+    if output_format == "github":
+        _append_step_summary(render_markdown(plan))
+        return render_text(plan) + render_github(plan)
     return RENDERERS[output_format](plan)
+
+
+def _append_step_summary(markdown: str) -> None:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
 
 
 @main.command()
@@ -108,8 +122,8 @@ def render(plan: Plan, output_format: str) -> str:
 @state_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan for 'reconciler apply FILE'.")
-@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]),
-              default="text", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="github: workflow commands for inline annotations.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes, 1 error.")
 @click.option("--allow-delete", is_flag=True, help="Delete resources missing from the manifests.")
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10.0,
@@ -124,24 +138,44 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
                               "environment")
     options = PlanOptions(allow_delete, max_delete_percent, force, strict)
     store = open_store(state_url)
-    worst = 0
+    outcomes: dict[str, str] = {}
+    json_plans = []
     for env in envs:
         try:
             result = build_plan(env, store, options)
-        except ReconcilerError as exc:
+        except ReconcilerError as exc:  # this environment fails; the others are still planned
             print_diagnostics(exc.diagnostics)
-            worst = 1
+            outcomes[str(env)] = "failed"
             continue
-        click.echo(render(result, output_format), nl=False)
-        if result.rejected:
-            worst = 1
-        elif out:
+        if output_format == "json" and len(envs) > 1:
+            json_plans.append(json.loads(render_json(result)))
+        else:
+            click.echo(render(result, output_format), nl=False)
+        outcomes[str(env)] = _outcome(result)
+        if out and not result.rejected:
             write_saved_plan(result, out, store.signing_key())
             click.echo(f"Saved the plan to {out}; apply it with 'reconciler apply {out}'.",
                        err=True)
-        if result.has_changes and worst == 0:
-            worst = 2
+    if json_plans:
+        click.echo(json.dumps(json_plans, indent=2, ensure_ascii=False))
+    if len(envs) > 1:
+        click.echo(_overall_summary(outcomes), err=output_format == "json")
+    worst = 1 if "failed" in outcomes.values() else (2 if "changes" in outcomes.values() else 0)
     sys.exit(worst if (detailed_exitcode or worst == 1) else 0)
+
+
+def _outcome(result: Plan) -> str:
+    if result.rejected:
+        return "failed"
+    return "changes" if result.has_changes else "no changes"
+
+
+def _overall_summary(outcomes: dict[str, str]) -> str:
+    counts = {k: sum(1 for v in outcomes.values() if v == k) for k in ("changes", "no changes", "failed")}
+    failed = [env for env, v in outcomes.items() if v == "failed"]
+    text = (f"Overall: {len(outcomes)} environments — {counts['changes']} with changes, "
+            f"{counts['no changes']} without, {counts['failed']} failed")
+    return text + (f" ({', '.join(failed)})" if failed else "") + "."
 
 
 @main.command()
