@@ -18,7 +18,8 @@ from .export import dump_yaml
 from .export import export as export_manifests
 from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
-from .planfile import read_saved_plan, write_saved_plan
+from .cache import cached_plan
+from .planfile import plan_from_dict, plan_to_dict, read_saved_plan, write_saved_plan
 from .render.github import render_github
 from .render.jsonout import render_json
 from .render.markdown import render_markdown
@@ -142,7 +143,10 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
     json_plans = []
     for env in envs:
         try:
-            result = build_plan(env, store, options)
+            if out:  # a saved plan carries new secret hashes: always computed afresh
+                result = build_plan(env, store, options)
+            else:
+                result = cached_plan(env, store, options, build_plan, plan_from_dict, plan_to_dict)
         except ReconcilerError as exc:  # this environment fails; the others are still planned
             print_diagnostics(exc.diagnostics)
             outcomes[str(env)] = "failed"

@@ -14,7 +14,10 @@ from __future__ import annotations
 import codecs
 import gc
 import logging
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -433,20 +436,39 @@ def manifest_files(env: Path) -> list[Path]:
     return sorted(files)
 
 
+# Below this many bytes of YAML, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD_BYTES = 2_000_000
+
+
 def load_environment(env: Path) -> LoadResult:
     """All documents of one environment directory, in file order."""
     result = LoadResult()
     env_shown = str(env)
     env = env.resolve()
+    files = []
     for path in manifest_files(env):
-        if not path.resolve().is_relative_to(env):
+        if path.resolve().is_relative_to(env):
+            files.append(path)
+        else:
             result.diagnostics.error(
                 Source(str(Path(env_shown) / path.relative_to(env))),
                 "the file links outside its environment",
                 "copy the file into the environment instead of linking to it",
             )
-            continue
-        loaded = load_file(path, env, env_shown)
+    for loaded in _load_files(files, env, env_shown):
         result.documents.extend(loaded.documents)
         result.diagnostics.extend(loaded.diagnostics)
     return result
+
+
+def _load_files(files: list[Path], env: Path, env_shown: str) -> list[LoadResult]:
+    """Results in file order; large environments are parsed on every core."""
+    workers = min(os.cpu_count() or 1, 4)
+    size = sum(path.stat().st_size for path in files)
+    if workers < 2 or len(files) < 2 or size < PARALLEL_THRESHOLD_BYTES:
+        return [load_file(path, env, env_shown) for path in files]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        chunk = max(1, len(files) // (workers * 4))
+        return list(pool.map(load_file, files, [env] * len(files), [env_shown] * len(files),
+                             chunksize=chunk))

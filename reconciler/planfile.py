@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from .diagnostics import Diagnostic, ReconcilerError, Source
+from .diagnostics import Diagnostic, ReconcilerError, Severity, Source
 from .diff import Action, FieldChange
 from .plan import FORMAT_VERSION, ForbiddenChange, Plan
 
@@ -106,13 +107,18 @@ def read_saved_plan(path: Path, key: bytes) -> Plan:
             where, "the plan file was altered after it was made (checksum mismatch), "
             "or it was made against another state",
             "make a new plan with 'reconciler plan --out' and review it again"))
-    return _plan_from_dict(data)
+    return plan_from_dict(data)
 
 
-def _plan_from_dict(data: dict[str, Any]) -> Plan:
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    """The Plan of a plan JSON document (the inverse of `plan_to_dict`)."""
     plan = Plan(data["environment"], data["state_serial"], data["scope"])
     plan.unchanged = data["summary"]["unchanged"]
     plan.left_alone = data.get("left_alone", {})
+    plan.warnings = [_diagnostic_from_dict(d, Severity.WARNING) for d in data.get("warnings", [])]
+    plan.errors = [_diagnostic_from_dict(d, Severity.ERROR) for d in data.get("errors", [])]
+    plan.forbidden = [ForbiddenChange(**f) for f in data.get("forbidden", [])]
+    plan.refusals = list(data.get("refusals", []))
     for item in data["actions"]:
         changes = {name: FieldChange(c["before"], c["after"], c.get("drift", False),
                                      c.get("last_applied"))
@@ -121,3 +127,15 @@ def _plan_from_dict(data: dict[str, Any]) -> Plan:
                                    item["source"], changes, item.get("record"),
                                    item.get("secret_hashes", {}), item.get("rank", 0)))
     return plan
+
+
+_SOURCE = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<column>\d+))?(?: \((?P<via>.*)\))?$")
+
+
+def _diagnostic_from_dict(data: dict[str, Any], severity: Severity) -> Diagnostic:
+    source = None
+    if data.get("source"):
+        match = _SOURCE.match(data["source"])
+        source = (Source(match["file"], int(match["line"]), int(match["column"] or 0),
+                         match["via"] or "") if match else Source(data["source"]))
+    return Diagnostic(source, data["message"], data.get("hint", ""), severity)

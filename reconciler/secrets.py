@@ -15,6 +15,7 @@ import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import record_env_var
 from .model import EnvSecret, FileSecret
 
 REDACTED = "(sensitive value)"
@@ -68,6 +69,7 @@ def resolve(secret: str | EnvSecret | FileSecret, manifest: Path, env: Path) -> 
     if isinstance(secret, str):
         return SecretValue(secret, "manifest")
     if isinstance(secret, EnvSecret):
+        record_env_var(secret.env)
         value = os.environ.get(secret.env)
         if value is None:
             raise SecretError(

@@ -23,6 +23,7 @@ import jinja2
 import jsonschema
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from .cache import record_template_dir
 from .diagnostics import Diagnostics, Source, did_you_mean
 from .loader import Document, YList, YMap, parse_yaml, show_path, unpack
 
@@ -145,6 +146,7 @@ def _render(use: _Use, diagnostics: Diagnostics) -> list[Document]:
         loader=_MarkingLoader(str(use.template_dir)), undefined=jinja2.StrictUndefined,
         autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
+    record_template_dir(use.template_dir)
     documents = []
     via = f"values {use.doc.source.short}"
     for path in sorted(use.template_dir.rglob("*" + TEMPLATE_SUFFIX)):

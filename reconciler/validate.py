@@ -178,6 +178,9 @@ def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str
         return f"{name} '{value}' is not {description}", "fix the value"
     if (kind == "string_type" and value is None) or (kind == "string_too_short" and value == ""):
         return f"{name} is empty", f"give {name} a value or remove the line"
+    if kind == "string_too_long":
+        limit = error["ctx"]["max_length"]
+        return f"{name} is longer than {limit} characters", f"shorten it to at most {limit}"
     if kind == "string_type" and isinstance(value, bool):
         text = str(value).lower()
         return f"{name} must be text, not {text}", f'put it in quotes: {name}: "{text}"'

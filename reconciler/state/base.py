@@ -90,6 +90,10 @@ class StateStore(abc.ABC):
         """Hold the exclusive apply lock; raise LockTimeout naming the holder."""
 
     @abc.abstractmethod
+    def version(self) -> tuple[int, int]:
+        """(serial, revision); the revision moves with every write, even outside reconciler."""
+
+    @abc.abstractmethod
     def signing_key(self) -> bytes:
         """A random key kept in the state, used to sign saved plans."""
 

@@ -13,6 +13,7 @@ import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy import (
     Column,
@@ -110,17 +111,29 @@ def open_store(url: str) -> SQLStore:
         return SQLiteStore(url, shown, path)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        try:
-            make_url(driver_url)
-        except (ValueError, ArgumentError):  # the message may quote the URL: not shown
+        if not _credentials_parse_cleanly(driver_url):  # the driver might quote a piece
             raise ReconcilerError(
                 f"invalid state URL '{shown}' — use postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, "
                 "with special characters in the password percent-encoded (@ is %40)"
-            ) from None
+            )
         return PostgresStore(driver_url, shown)
     raise ReconcilerError(
         f"unsupported state URL '{shown}' — use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+def _credentials_parse_cleanly(url: str) -> bool:
+    """True when the URL parses, and its password is all between the first ':' and the
+    last '@' (else a password with an unescaped '@' would reach the driver as a host name,
+    and the driver's error would quote it)."""
+    try:
+        parsed = make_url(url)
+    except (ValueError, ArgumentError):  # the message may quote the URL: not shown
+        return False
+    userinfo, at, _ = url.partition("://")[2].rpartition("@")
+    if not at or ":" not in userinfo:
+        return True
+    return parsed.password == unquote(userinfo.split(":", 1)[1])
 
 
 class SQLStore(StateStore):
@@ -138,7 +151,7 @@ class SQLStore(StateStore):
 
     # -- schema -----------------------------------------------------------
     def _ensure_schema(self) -> None:
-        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0",
+        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0", "revision": "0",
                     "signing_key": secrets.token_hex(32)}
         if not self._schema_complete(defaults):
             # Many processes may open a new state at once (CI runners): the tables and
@@ -147,6 +160,8 @@ class SQLStore(StateStore):
             with self._write_transaction() as conn:
                 self._guard_schema(conn)
                 metadata.create_all(conn, checkfirst=True)
+                for statement in self._revision_triggers():
+                    conn.exec_driver_sql(statement)
                 present = set(conn.execute(select(meta_table.c.key)).scalars())
                 for key, value in defaults.items():
                     if key not in present:
@@ -172,6 +187,22 @@ class SQLStore(StateStore):
 
     def _guard_schema(self, conn) -> None:
         """Serialise schema creation between processes (within `conn`'s transaction)."""
+
+    def _revision_triggers(self) -> list[str]:
+        """DDL that bumps meta 'revision' on every write to the resources table."""
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS reconciler_revision_{event.lower()} AFTER {event} "
+            "ON reconciler_resources BEGIN UPDATE reconciler_meta "
+            "SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'; END"
+            for event in ("INSERT", "UPDATE", "DELETE")
+        ]
+
+    def version(self) -> tuple[int, int]:
+        """(serial, revision): the revision also moves when rows are edited outside reconciler."""
+        with self.engine.connect() as conn:
+            rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)
+                                     .where(meta_table.c.key.in_(("serial", "revision")))).all())
+        return int(rows.get("serial", 0)), int(rows.get("revision", 0))
 
     def _meta(self, key: str, conn=None) -> str:
         query = select(meta_table.c.value).where(meta_table.c.key == key)
@@ -367,6 +398,15 @@ class PostgresStore(SQLStore):
 
     def _read_connection(self):
         return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+
+    def _revision_triggers(self) -> list[str]:
+        return [
+            "CREATE OR REPLACE FUNCTION reconciler_bump_revision() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN UPDATE reconciler_meta "
+            "SET value = (value::bigint + 1)::text WHERE key = 'revision'; RETURN NULL; END $$",
+            "CREATE OR REPLACE TRIGGER reconciler_revision AFTER INSERT OR UPDATE OR DELETE "
+            "ON reconciler_resources FOR EACH STATEMENT EXECUTE FUNCTION reconciler_bump_revision()",
+        ]
 
     def _guard_schema(self, conn) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})

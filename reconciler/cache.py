@@ -1,0 +1,131 @@
+"""Plan cache: a no-op plan of unchanged files against an unchanged state is not redone.
+
+An entry is served only when everything the plan was computed from is the
+same: the bytes of every file in the environment and in the templates it
+used, the values of the environment variables it read (compared as HMACs,
+never stored), reconciler's version, the plan options, and the state's
+serial and revision (a counter that triggers bump on *any* write to the
+resources table, including edits made outside reconciler). So it can never
+serve a stale plan. Entries hold the plan JSON without secret hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_template_dirs: ContextVar[set | None] = ContextVar("template_dirs", default=None)
+_env_vars: ContextVar[set | None] = ContextVar("env_vars", default=None)
+
+
+def record_template_dir(path: Path) -> None:
+    """Called by the template stage for every template directory it renders."""
+    seen = _template_dirs.get()
+    if seen is not None:
+        seen.add(str(path))
+
+
+def record_env_var(name: str) -> None:
+    """Called by secret resolution for every environment variable it reads."""
+    seen = _env_vars.get()
+    if seen is not None:
+        seen.add(name)
+
+
+@contextmanager
+def recording():
+    """Collect the template directories and environment variables a plan reads."""
+    dirs, names = set(), set()
+    tokens = (_template_dirs.set(dirs), _env_vars.set(names))
+    try:
+        yield dirs, names
+    finally:
+        _template_dirs.reset(tokens[0])
+        _env_vars.reset(tokens[1])
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RECONCILER_CACHE_DIR", ".reconciler/cache"))
+
+
+def env_digest(env: Path) -> bytes:
+    digest = hashlib.sha256()
+    _tree_digest(env, digest)
+    return digest.digest()
+
+
+def _tree_digest(root: Path, digest) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+def fingerprint(key: bytes, env: Path, template_dirs: list[str], env_vars: list[str]) -> str:
+    digest = hashlib.sha256(env_digest(env))
+    for directory in template_dirs:
+        digest.update(directory.encode() + b"\0")
+        if Path(directory).is_dir():
+            _tree_digest(Path(directory), digest)
+    for name in env_vars:
+        value = os.environ.get(name)
+        digest.update(name.encode() + b"\0" + (b"-" if value is None else b"+" + value.encode()))
+    return hmac.new(key, digest.digest(), hashlib.sha256).hexdigest()
+
+
+def entry_path(env: Path, state_url: str, options) -> Path:
+    ident = json.dumps([str(env.resolve()), state_url, asdict(options), version("reconciler")])
+    return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+
+
+def lookup(path: Path, key: bytes, env: Path, state_version: tuple[int, int]) -> dict | None:
+    """The cached plan JSON, or None when anything it was made from changed."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if tuple(entry.get("state", ())) != state_version:
+        return None
+    if entry.get("fingerprint") != fingerprint(key, env, entry["template_dirs"], entry["env_vars"]):
+        return None
+    log.debug("plan served from cache %s", path)
+    return entry["plan"]
+
+
+def store(path: Path, key: bytes, env: Path, state_version: tuple[int, int], plan: dict,
+          template_dirs: set, env_vars: set) -> None:
+    dirs, names = sorted(template_dirs), sorted(env_vars)
+    entry = {"state": list(state_version), "template_dirs": dirs, "env_vars": names,
+             "fingerprint": fingerprint(key, env, dirs, names), "plan": plan}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:  # a cache that cannot be written only costs time
+        log.debug("cannot write the plan cache: %s", exc)
+
+
+def cached_plan(env: Path, state, options, build, from_dict, to_dict):
+    """`build(env, state, options)`, or the cached result when nothing it reads has changed."""
+    key = state.signing_key()
+    state_version = state.version()
+    path = entry_path(env, state.url_for_display, options)
+    cached = lookup(path, key, env, state_version)
+    if cached is not None:
+        return from_dict(cached)
+    before = env_digest(env)
+    with recording() as (dirs, names):
+        plan = build(env, state, options)
+    if plan.state_serial == state_version[0] and env_digest(env) == before:
+        store(path, key, env, state_version, to_dict(plan), dirs, names)
+    return plan
