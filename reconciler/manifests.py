@@ -29,9 +29,18 @@ class Located:
 
 @dataclass(slots=True)
 class ExtensionEntry:
+    """An extension with its PIN; declared in a tenant document or a batch-file row."""
+
     model: Extension
-    source: Source
     pin: SecretValue | None = None
+    row: Source | None = None  # the batch-file row, or …
+    doc: Document | None = None  # … the tenant document and the index in its `extensions`
+    index: int = 0
+
+    @property
+    def source(self) -> Source:
+        """Located on demand: most extensions never need it, and there may be 100,000."""
+        return self.row if self.row is not None else self.doc.locate("extensions", self.index)
 
 
 @dataclass(slots=True)

@@ -158,15 +158,24 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
     numbers = assign_numbers(entry, existing)
     for index, (ext_entry, number) in enumerate(zip(entry.extensions, numbers)):
         ext = ext_entry.model
-        ext_attrs = {"tenant": tenant.name, **_attrs(ext, "number", ("pin",))}
-        ext_attrs["number"] = number
-        ext_attrs["auto"] = ext.number == "auto"
+        ext_attrs = _extension_attrs(ext, tenant.name, number)
         secrets = {"pin": ext_entry.pin} if ext_entry.pin is not None else {}
         from_yaml = index < len(tenant.extensions)
         add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
                      doc=entry.doc if from_yaml else None,
                      path=("extensions", index) if from_yaml else (),
-                     row=None if from_yaml else ext_entry.source))
+                     row=ext_entry.row))
+
+
+def _extension_attrs(ext, tenant: str, number: str) -> dict[str, Any]:
+    """What `_attrs` would give, built directly: this runs once per extension."""
+    return {
+        "tenant": tenant, "number": number, "name": ext.name, "display_name": ext.display_name,
+        "email": ext.email, "area_code": ext.area_code, "product": ext.product,
+        "addons": list(ext.addons),
+        "start_date": ext.start_date.isoformat() if ext.start_date else None,
+        "reference": ext.reference, "auto": ext.number == "auto",
+    }
 
 
 def assign_numbers(entry: TenantEntry, existing: ExistingExtensions) -> list[str]:

@@ -82,7 +82,7 @@ def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_sec
         if extension.pin is not None:
             pin = _resolve(extension.pin, doc, ("extensions", index, "pin"), diagnostics,
                            need_secrets)
-        entry.extensions.append(ExtensionEntry(extension, doc.locate("extensions", index), pin))
+        entry.extensions.append(ExtensionEntry(extension, pin, doc=doc, index=index))
     for index, relative in enumerate(tenant.extensions_from):
         path = (doc.file.parent / relative).resolve()
         where = doc.locate("extensions_from", index)
@@ -95,7 +95,7 @@ def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_sec
         else:
             for row in parse_batch(path, doc.show(path), tenant.dial_plan, diagnostics):
                 pin = SecretValue(row.extension.pin, f"batch {row.source.short}")
-                entry.extensions.append(ExtensionEntry(row.extension, row.source, pin))
+                entry.extensions.append(ExtensionEntry(row.extension, pin, row=row.source))
 
 
 def _resolve(secret, doc: Document, path: tuple, diagnostics: Diagnostics, need_secrets: bool):

@@ -19,8 +19,9 @@ def render_markdown(plan: Plan) -> str:
     body = "".join(text for _, text in sections)
     note = ""
     if folded:
+        names = ", ".join(folded[:10]) + (f" and {len(folded) - 10} more" if len(folded) > 10 else "")
         note = (f"\n> **Note:** {len(folded)} largest sections were folded to stay under "
-                f"GitHub's comment limit: {', '.join(folded)}. Run `reconciler plan` locally "
+                f"GitHub's comment limit: {names}. Run `reconciler plan` locally "
                 "or see the saved plan for every change.\n")
     return head + body + note
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
+import orjson
+
 from sqlalchemy import (
     Column,
     Index,
@@ -222,12 +224,21 @@ class SQLStore(StateStore):
             if scope is not None:
                 query = query.where(resources_table.c.scope.in_(sorted(scope)))
             resources = {}
-            loads = json.loads
-            for row in conn.execute(query):
-                resources[(row.kind, row.id)] = StateResource(
-                    row.kind, row.id, row.scope, loads(row.attrs), loads(row.secrets),
-                    loads(row.last_applied) if row.last_applied else None,
-                )
+            loads = orjson.loads
+            columns = resources_table.c
+            rows = conn.execute(query.with_only_columns(
+                columns.kind, columns.id, columns.scope, columns.attrs, columns.secrets,
+                columns.last_applied))
+            for kind, ident, scope_of, attrs_text, secrets_text, applied_text in rows:
+                attrs = loads(attrs_text)
+                # Without drift the last-applied text is the attrs text: decode it once.
+                if applied_text == attrs_text:
+                    applied = attrs
+                else:
+                    applied = loads(applied_text) if applied_text else None
+                secrets_of = loads(secrets_text) if secrets_text != "{}" else {}
+                resources[(kind, ident)] = StateResource(kind, ident, scope_of, attrs,
+                                                         secrets_of, applied)
         return Snapshot(serial, resources)
 
     def foreign_scopes(self, keys, scope):

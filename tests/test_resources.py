@@ -1,0 +1,17 @@
+"""Flattening manifests into resources."""
+
+from __future__ import annotations
+
+import datetime
+
+from reconciler.model import Extension
+from reconciler.resources import _attrs, _extension_attrs
+
+
+def test_hand_built_extension_attrs_match_the_model():
+    """The fast path must carry every field of the model (a new field cannot be forgotten)."""
+    ext = Extension(number="100", name="A", display_name="B", email="a@b.example", pin="0000",
+                    area_code="030", product="light_user", addons=["voicemail"],
+                    start_date=datetime.date(2026, 12, 1), reference="PO-1")
+    expected = {"tenant": "t", **_attrs(ext, "number", ("pin",)), "number": "100", "auto": False}
+    assert _extension_attrs(ext, "t", "100") == expected
