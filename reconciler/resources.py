@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diagnostics import Source
+from .diagnostics import Diagnostic, ReconcilerError, Source
 from .loader import Document
 from .manifests import Manifests, TenantEntry
 from .secrets import SecretValue
@@ -198,6 +198,11 @@ def assign_numbers(entry: TenantEntry, existing: ExistingExtensions) -> list[str
             else:
                 while str(candidate) in taken:
                     candidate += 1
+                if candidate >= 10 ** length:
+                    raise ReconcilerError(Diagnostic(
+                        ext.source, f"no free {length}-digit number is left for auto extension "
+                        f"'{ext.model.name}' in tenant '{entry.model.name}'",
+                        "remove an extension (the dial plan of a tenant can never be switched)"))
                 number = str(candidate)
             taken.add(number)
         numbers.append(number)

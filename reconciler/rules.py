@@ -155,9 +155,12 @@ def check_extensions(m: Manifests, d: Diagnostics) -> None:
     for name, entry in m.tenants.items():
         length = entry.model.dial_plan
         seen: dict[str, Source] = {}
+        auto_names: dict[str, Source] = {}
         for ext in entry.extensions:
             number = ext.model.number
-            if number != "auto":
+            if number == "auto":
+                _check_auto_name(name, ext, auto_names, d)
+            else:
                 if len(number) != length:
                     d.error(ext.source, f"extension {number} has {len(number)} digits, "
                             f"but tenant '{name}' has a {length}-digit dial plan",
@@ -169,6 +172,15 @@ def check_extensions(m: Manifests, d: Diagnostics) -> None:
                     seen[number] = ext.source
             if ext.pin is not None:
                 _check_pin(ext, d)
+
+
+def _check_auto_name(tenant: str, ext, auto_names: dict, d: Diagnostics) -> None:
+    """An auto extension is identified by its name, so names of auto extensions are unique."""
+    first = auto_names.setdefault(ext.model.name, ext.source)
+    if first != ext.source:
+        d.error(ext.source, f"two auto extensions are named '{ext.model.name}' in tenant "
+                f"'{tenant}' (first at {first.short})",
+                "give each auto extension its own name: it keeps its number by name")
 
 
 def _check_pin(ext, d: Diagnostics) -> None:
