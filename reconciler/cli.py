@@ -37,6 +37,17 @@ log = logging.getLogger("reconciler")
 class Main(click.Group):
     """Turns every expected failure into a message and exit code 1, never a traceback."""
 
+    def main(self, *args, **kwargs):
+        # Usage errors exit 1 too: under --detailed-exitcode, 2 must only mean "changes".
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(1)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: locks are released
         try:
@@ -53,6 +64,8 @@ class Main(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors: shown by `main`
         except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, details with -v
             log.debug("internal error", exc_info=True)
             click.echo(f"internal error: {type(exc).__name__}: {exc} — this is a bug in "
