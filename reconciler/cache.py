@@ -82,8 +82,17 @@ def fingerprint(key: bytes, env: Path, template_dirs: list[str], env_vars: list[
     return hmac.new(key, digest.digest(), hashlib.sha256).hexdigest()
 
 
+def _code_digest() -> str:
+    """A digest of reconciler's own source: a changed reconciler never reuses old plans."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def entry_path(env: Path, state_url: str, options) -> Path:
-    ident = json.dumps([str(env.resolve()), state_url, asdict(options), version("reconciler")])
+    ident = json.dumps([str(env.resolve()), state_url, asdict(options), version("reconciler"),
+                        _code_digest()])
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
 

@@ -61,6 +61,9 @@ class Main(click.Group):
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
             click.echo(f"error: state store failed: {reason[0] if reason else type(exc).__name__}",
                        err=True)
+        except BrokenPipeError:  # `reconciler plan | head`: the reader has gone
+            sys.stderr.close()
+            os._exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

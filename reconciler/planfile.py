@@ -87,6 +87,7 @@ def sign(data: dict[str, Any], key: bytes) -> dict[str, Any]:
 def write_saved_plan(plan: Plan, path: Path, key: bytes) -> None:
     if plan.rejected:
         raise ReconcilerError("a rejected plan cannot be saved — fix the problems listed above")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dumps(sign(plan_to_dict(plan, saved=True), key)), encoding="utf-8")
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from .cache import record_template_dir
 from .diagnostics import Diagnostics, Source, did_you_mean
-from .loader import Document, YList, YMap, parse_yaml, show_path, unpack
+from .loader import Document, YList, YMap, locate, parse_yaml, show_path, unpack
 
 PARAMETERS_FILE = "parameters.schema.json"
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -35,21 +36,67 @@ IDENTITIES = {"Account": "customer_number", "BasePackage": "id", "Site": "id", "
 KEYED_LISTS = {"users": "email", "extensions": "number"}
 
 
+# A template may build strings and lists, but not ones big enough to exhaust memory.
+MAX_SEQUENCE = 1_000_000
+MAX_EXPONENT = 256
+
+
 class _MarkingLoader(jinja2.FileSystemLoader):
-    """Appends an invisible template-line marker to every line outside a tag."""
+    """Appends an invisible template-line marker to every line outside a tag.
+
+    Only files inside the template directory can be loaded: jinja2 already
+    refuses `..` and absolute names; a symlink that leads outside is refused here.
+    """
+
+    def __init__(self, root: Path):
+        super().__init__(str(root))
+        self.root = root
 
     def get_source(self, environment, template):
         source, filename, uptodate = super().get_source(environment, template)
+        if not _inside(Path(filename), self.root):
+            raise SecurityError(f"'{template}' leads outside the template directory")
         return _mark_lines(source), filename, uptodate
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with `*` and `**` bounded (`'a' * 10**9` would exhaust memory)."""
+
+    intercepted_binops = frozenset(("*", "**"))
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) \
+                        and len(sequence) * count > MAX_SEQUENCE:
+                    raise SecurityError(f"the result of '*' would hold more than {MAX_SEQUENCE} "
+                                        "items")
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT \
+                and isinstance(left, int) and abs(left) > 1:
+            raise SecurityError(f"an exponent above {MAX_EXPONENT} is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+_TAGS = re.compile(r"\{%.*?%\}|\{#.*?#\}")
+
+
 def _mark_lines(source: str) -> str:
-    """Mark lines that render output; lines inside or ending with a tag stay as they are."""
+    """Mark lines that render output; lines inside a tag or holding only tags stay as they are.
+
+    The marker ends a marked line, so trim_blocks cannot swallow its newline:
+    `version: {% if pro %}PRO{% else %}BASIC{% endif %}` stays a line of its own.
+    """
     lines, depth = [], 0
     for number, line in enumerate(source.split("\n"), start=1):
+        inside = depth > 0
         depth += len(re.findall(r"\{[{%#]", line)) - len(re.findall(r"[}%#]\}", line))
-        ends_in_tag = line.rstrip().endswith(("%}", "#}"))
-        lines.append(line if depth > 0 or ends_in_tag else f"{line}\ue000{number}\ue001")
+        only_tags = line.rstrip().endswith(("%}", "#}")) and (
+            inside or not _TAGS.sub("", line).strip())
+        lines.append(line if depth > 0 or only_tags else f"{line}\ue000{number}\ue001")
     return "\n".join(lines)
 
 
@@ -90,6 +137,11 @@ def _check_use(doc: Document, diagnostics: Diagnostics) -> _Use | None:
     if not isinstance(values, dict):
         diagnostics.error(doc.locate("values"), "'values' must be a mapping", "write key: value lines")
         return None
+    if Path(template).is_absolute():
+        diagnostics.error(doc.locate("template"), f"the template path '{template}' is absolute",
+                          "give the template directory relative to this file, so that the "
+                          "repository renders the same on every machine")
+        return None
     template_dir = (doc.file.parent / template).resolve()
     if not (template_dir / PARAMETERS_FILE).is_file():
         diagnostics.error(doc.locate("template"), f"'{template}' is not a template directory "
@@ -99,17 +151,44 @@ def _check_use(doc: Document, diagnostics: Diagnostics) -> _Use | None:
     if schema is None:
         return None
     values = _coerce(dict(values), schema)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(values),
-                    key=lambda e: list(e.absolute_path))
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
+    see = f"see {show_path(template_dir / PARAMETERS_FILE, doc.env, doc.env_shown)}"
+    reported = Diagnostics()
     for error in errors:
-        path = [str(p) for p in error.absolute_path]
-        where = doc.locate("values", *path) if path else doc.locate("values")
-        name = ".".join(path) or "values"
-        diagnostics.error(where, f"template value {name}: {error.message}",
-                          f"see {show_path(template_dir / PARAMETERS_FILE, doc.env, doc.env_shown)}")
+        _report_value_error(doc, error, see, reported)
+    for item in dict.fromkeys(reported.items):  # `required` fails once per missing key
+        diagnostics.items.append(item)
     if errors:
         return None
     return _Use(doc, template_dir, values)
+
+
+def _report_value_error(doc: Document, error: jsonschema.ValidationError, see: str,
+                        diagnostics: Diagnostics) -> None:
+    """One diagnostic per schema violation, at the line of the value that is wrong."""
+    path = list(error.absolute_path)
+    name = ".".join(str(p) for p in path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(error.schema.get("properties", {}))
+        patterns = list(error.schema.get("patternProperties", {}))
+        for key in error.instance:
+            if key not in known and not any(re.search(p, key) for p in patterns):
+                full = ".".join(str(p) for p in [*path, key])
+                diagnostics.error(doc.locate("values", *path, key),
+                                  f"unknown template value '{full}'",
+                                  f"{did_you_mean(key, known)}; {see}" if known else see)
+        return
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        for key in missing:
+            full = ".".join(str(p) for p in [*path, key])
+            diagnostics.error(doc.locate("values", *path), f"missing template value '{full}'",
+                              f"add '{key}: …' under 'values'; {see}")
+        return
+    diagnostics.error(doc.locate("values", *path),
+                      f"template value {name or 'values'}: {error.message}", see)
 
 
 def _read_schema(template_dir: Path, doc: Document, diagnostics: Diagnostics) -> dict | None:
@@ -118,7 +197,8 @@ def _read_schema(template_dir: Path, doc: Document, diagnostics: Diagnostics) ->
         schema = json.loads(path.read_text(encoding="utf-8"))
         jsonschema.Draft202012Validator.check_schema(schema)
     except (ValueError, jsonschema.SchemaError) as exc:
-        diagnostics.error(Source(str(path)), f"the template's parameter schema is invalid: "
+        diagnostics.error(Source(show_path(path, doc.env, doc.env_shown)),
+                          "the template's parameter schema is invalid: "
                           f"{str(exc).splitlines()[0]}", "fix the JSON Schema")
         return None
     return schema
@@ -142,8 +222,8 @@ def _coerce(values: dict, schema: dict) -> dict:
 
 
 def _render(use: _Use, diagnostics: Diagnostics) -> list[Document]:
-    environment = SandboxedEnvironment(
-        loader=_MarkingLoader(str(use.template_dir)), undefined=jinja2.StrictUndefined,
+    environment = _Sandbox(
+        loader=_MarkingLoader(use.template_dir), undefined=jinja2.StrictUndefined,
         autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
     record_template_dir(use.template_dir)
@@ -159,18 +239,28 @@ def _render(use: _Use, diagnostics: Diagnostics) -> list[Document]:
                               f"template syntax error: {exc.message}", "fix the template")
             continue
         except SecurityError as exc:
-            diagnostics.error(Source(shown, via=via), f"the template tried something unsafe: {exc}",
+            diagnostics.error(Source(shown, _template_line(exc, name), via=via),
+                              f"the template tried something unsafe: {exc}",
                               "templates may only format values, loop and branch")
             continue
         except jinja2.TemplateNotFound as exc:
-            diagnostics.error(Source(shown, via=via), f"the template includes '{exc.name}', which "
-                              "is not a file of this template",
-                              "templates can only include files of their own directory")
+            diagnostics.error(Source(shown, _template_line(exc, name), via=via),
+                              f"the template includes '{exc.name}', which is not a file of this "
+                              "template", "templates can only include files of their own directory")
             continue
-        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
-            line = _template_line(exc, name)
-            diagnostics.error(Source(shown, line, via=via), f"template error: {exc}",
+        except jinja2.UndefinedError as exc:
+            diagnostics.error(Source(shown, _template_line(exc, name), via=via),
+                              f"template error: {exc}",
                               "pass the value in 'values' or give it a default in the schema")
+            continue
+        except RecursionError as exc:
+            diagnostics.error(Source(shown, _template_line(exc, name), via=via),
+                              "template error: the template recurses without end",
+                              "a macro must not call itself without a way to stop")
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever the template does wrong is its error
+            diagnostics.error(Source(shown, _template_line(exc, name), via=via),
+                              f"template error: {type(exc).__name__}: {exc}", "fix the template")
             continue
         documents.extend(_parse_rendered(text, shown, via, use, diagnostics))
     return documents
@@ -232,33 +322,67 @@ def _remap(node, origin: list[int]) -> None:
 
 
 def _identity(doc: Document) -> tuple[str, str] | None:
-    field = IDENTITIES.get(doc.kind)
-    value = doc.body.get(field) if field else None
+    identity = IDENTITIES.get(doc.kind)
+    value = doc.body.get(identity) if identity else None
     return (doc.kind, str(value)) if value is not None else None
 
 
 def _merge(rendered: list[Document], own: list[Document], diagnostics: Diagnostics):
-    by_identity: dict[tuple[str, str], Document] = {}
+    by_identity: dict[tuple[str, str], int] = {}  # identity → index in result
     result: list[Document] = []
     for doc in rendered:
         key = _identity(doc)
         if key is not None and key in by_identity:
             diagnostics.error(doc.source, f"{key[0]} '{key[1]}' is rendered twice (also at "
-                              f"{by_identity[key].source})",
+                              f"{result[by_identity[key]].source})",
                               "two templates cannot declare the same resource; override it in "
                               "the environment instead")
             continue
         if key is not None:
-            by_identity[key] = doc
+            by_identity[key] = len(result)
         result.append(doc)
+    overridden: dict[tuple[str, str], Document] = {}
     for doc in own:
         key = _identity(doc)
-        base = by_identity.get(key) if key else None
-        if base is None:
+        at = by_identity.get(key) if key else None
+        if at is None:
             result.append(doc)
             continue
-        result[result.index(base)] = _override(base, doc)
+        if key in overridden:
+            diagnostics.error(doc.source, f"{key[0]} '{key[1]}' is overridden twice (also at "
+                              f"{overridden[key].source})",
+                              "put all changes to a rendered resource into one document")
+            continue
+        overridden[key] = doc
+        result[at] = _override(result[at], doc)
     return result
+
+
+@dataclass(slots=True)
+class _OverriddenDocument(Document):
+    """A rendered document with an environment document's fields on top.
+
+    Positions are bare line numbers, so the document remembers which fields
+    (and which users/extensions) came from the environment: those are located in
+    the manifest, the others in the template that rendered them.
+    """
+
+    rendered: Source = field(default_factory=lambda: Source(""))
+    top_fields: frozenset = frozenset()
+    top_items: dict = field(default_factory=dict)  # keyed list → indexes from the manifest
+
+    def locate(self, *path: str | int) -> Source:
+        if path and path[0] in self.body and not self._from_top(path):
+            return locate(self.body, self.rendered.file, path, self.rendered.via)
+        return locate(self.body, self.source.file, path, self.source.via)
+
+    def _from_top(self, path: tuple) -> bool:
+        if path[0] not in self.top_fields:
+            return False
+        items = self.top_items.get(path[0])
+        if items is None or len(path) < 2 or not isinstance(path[1], int):
+            return True
+        return path[1] in items
 
 
 def _override(base: Document, top: Document) -> Document:
@@ -266,29 +390,35 @@ def _override(base: Document, top: Document) -> Document:
     merged = YMap(base.body)
     merged.position = top.body.position
     merged.key_positions = dict(base.body.key_positions)
+    top_items = {}
     for key, value in top.body.items():
         if key in KEYED_LISTS and isinstance(value, list) and isinstance(base.body.get(key), list):
-            value = _merge_keyed(base.body[key], value, KEYED_LISTS[key])
+            value, top_items[key] = _merge_keyed(base.body[key], value, KEYED_LISTS[key])
         merged[key] = value
         merged.key_positions[key] = top.body.key_positions[key]
     # Fields from the template keep pointing at the template; overridden ones at the manifest.
-    return Document(base.kind, merged, top.file, top.env, top.source, top.env_shown)
+    return _OverriddenDocument(base.kind, merged, top.file, top.env, top.source, top.env_shown,
+                               base.source, frozenset(top.body), top_items)
 
 
-def _merge_keyed(base: YList, top: YList, key: str) -> YList:
+def _merge_keyed(base: YList, top: YList, key: str) -> tuple[YList, set[int]]:
+    """The merged list, and the indexes of its items that come from `top`."""
     index = {item.get(key): i for i, item in enumerate(base) if isinstance(item, dict)}
     merged = YList(base)
     merged.position = base.position
     merged.item_positions = list(base.item_positions)
+    from_top = set()
     for item, position in zip(top, top.item_positions):
         at = index.get(item.get(key)) if isinstance(item, dict) else None
         if at is None or item.get(key) == "auto":
+            at = len(merged)
             merged.append(item)
             merged.item_positions.append(position)
         else:
             merged[at] = item
             merged.item_positions[at] = position
-    return merged
+        from_top.add(at)
+    return merged, from_top
 
 
 def rendered_documents(documents: list[Document]) -> list[dict]:

@@ -197,7 +197,7 @@ def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str
         return f"{name} '{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-12-01"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         if loc and isinstance(loc[-1], int):
-            return f"item {loc[-1] + 1} of {name} must be a mapping", "write it as 'key: value' lines"
+            name = f"item {loc[-1] + 1} of {name}"
         return f"{name} must be a mapping", "write it as 'key: value' lines"
     if kind == "list_type":
         return f"{name} must be a list", "write it as '- item' lines or [a, b]"

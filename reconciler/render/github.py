@@ -11,7 +11,9 @@ from ..diagnostics import Diagnostic
 from ..plan import Plan
 from . import show
 
-_FILE_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+)")
+# `file[:line[:column]][ (values use.yaml:N)]`, as `Source.short` and `str(Source)` write it.
+_SOURCE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+))?(?::(?P<column>\d+))?"
+                     r"(?: \((?P<via>values .*)\))?$")
 
 
 def render_github(plan: Plan) -> str:
@@ -31,23 +33,21 @@ def render_github(plan: Plan) -> str:
 
 
 def _diagnostic(level: str, d: Diagnostic) -> str:
-    where = f"{d.source.file}:{d.source.line}" if d.source and d.source.line else (
-        d.source.file if d.source else None)
-    column = d.source.column if d.source else 0
     message = f"{d.message} — {d.hint}" if d.hint else d.message
-    return _command(level, where, "reconciler", message, column)
+    return _command(level, str(d.source) if d.source else None, "reconciler", message)
 
 
-def _command(level: str, source: str | None, title: str, message: str, column: int = 0) -> str:
+def _command(level: str, source: str | None, title: str, message: str) -> str:
     properties = []
-    if source:
-        match = _FILE_LINE.match(source)
-        if match:
-            properties += [f"file={_property(match['file'])}", f"line={match['line']}"]
-            if column:
-                properties.append(f"col={column}")
-        else:
-            properties.append(f"file={_property(source)}")
+    match = _SOURCE.match(source) if source else None
+    if match:
+        properties.append(f"file={_property(match['file'])}")
+        if match["line"]:
+            properties.append(f"line={match['line']}")
+            if match["column"]:
+                properties.append(f"col={match['column']}")
+        if match["via"]:  # a rendered template line: say which values produced it
+            message = f"{message} ({match['via']})"
     properties.append(f"title={_property(title)}")
     return f"::{level} {','.join(properties)}::{_data(message)}"
 

@@ -427,6 +427,12 @@ class PostgresStore(SQLStore):
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         locked = False
         try:
+            # The lock lives as long as this session. A runner that vanishes without
+            # closing its connection (a preempted CI VM) would hold it until the server's
+            # TCP keepalive gives up, two hours by default: probe this session sooner.
+            conn.execute(text("SET tcp_keepalives_idle = 30"))
+            conn.execute(text("SET tcp_keepalives_interval = 10"))
+            conn.execute(text("SET tcp_keepalives_count = 6"))
             deadline = time.monotonic() + timeout
             while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                                    {"k": ADVISORY_LOCK_KEY}).scalar():
