@@ -172,7 +172,10 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
         else:
             click.echo(render(result, output_format), nl=False)
         outcomes[str(env)] = _outcome(result)
-        if out and not result.rejected:
+        if out and result.rejected and out.exists():
+            out.unlink()  # never leave an older, applicable plan behind a rejected one
+            click.echo(f"Removed the earlier plan {out}: this plan was rejected.", err=True)
+        elif out:
             write_saved_plan(result, out, store.signing_key())
             click.echo(f"Saved the plan to {out}; apply it with 'reconciler apply {out}'.",
                        err=True)
