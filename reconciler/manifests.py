@@ -42,6 +42,11 @@ class ExtensionEntry:
         """Located on demand: most extensions never need it, and there may be 100,000."""
         return self.row if self.row is not None else self.doc.locate("extensions", self.index)
 
+    def at(self, field_name: str) -> Source:
+        """Where a field of this extension is written (the row, for a batch file)."""
+        return self.row if self.row is not None else self.doc.locate(
+            "extensions", self.index, field_name)
+
 
 @dataclass(slots=True)
 class TenantEntry(Located):

@@ -185,7 +185,7 @@ def _check_auto_name(tenant: str, ext, auto_names: dict, d: Diagnostics) -> None
 
 def _check_pin(ext, d: Diagnostics) -> None:
     value = ext.pin.reveal()
-    where = ext.source
+    where = ext.at("pin")
     if not _PIN.match(value):
         d.error(where, f"the PIN of extension '{ext.model.name}' must be 4–8 digits",
                 "use '0000' to make the user choose one at first login")
