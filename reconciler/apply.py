@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .diagnostics import ReconcilerError
 from .diff import Action
+from .loader import paused_gc
 from .plan import Plan
 from .state.base import ChangeRecord, StateStore, Write
 
@@ -87,6 +88,11 @@ def to_write(action: Action) -> Write:
 
 def apply_plan(plan: Plan, store: StateStore, progress=None) -> ApplyResult:
     """Write the plan's actions; the caller holds the state lock."""
+    with paused_gc():
+        return _apply_actions(plan, store, progress)
+
+
+def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
     result = ApplyResult(serial=plan.state_serial)
     actions = plan.actions
     fail_at = int(os.environ.get(FAULT_FAIL_ENV, "0"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import KIND_SPECS, Key, Resource
+from .resources import KIND_RANK, Key, Resource
 from .secrets import hash_secret
 from .state.base import StateResource
 
@@ -45,7 +45,7 @@ class Action:
         return (self.kind, self.id)
 
     def sort_key(self) -> tuple:
-        order = list(KIND_SPECS).index(self.kind)
+        order = KIND_RANK[self.kind]
         if self.action == "delete":
             return (1, -order, -self.rank, self.id)
         return (0, order, self.rank, self.id)

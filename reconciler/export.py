@@ -14,6 +14,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from .diagnostics import ReconcilerError
+from .loader import paused_gc
 from .model import KINDS, Extension, User
 from .state.base import StateResource, StateStore
 
@@ -25,6 +26,12 @@ TENANT_FIELDS = ("account", "type", "version", "master", "charset", "logo", "dia
 def export(store: StateStore, target: Path, account: str | None = None,
            tenant: str | None = None, schema: str | None = None) -> list[Path]:
     """Write manifests for an account family or one tenant into `target`; returns the files."""
+    with paused_gc():
+        return _export(store, target, account, tenant, schema)
+
+
+def _export(store: StateStore, target: Path, account: str | None, tenant: str | None,
+            schema: str | None) -> list[Path]:
     resources = store.snapshot().resources
     if tenant is not None:
         found = resources.get(("tenant", tenant))
@@ -77,10 +84,11 @@ def _write_files(selected: list[StateResource], target: Path, header: str) -> li
         documents = [_document(manifest_kind, identity, r) for r in by_kind.get(kind, [])]
         if documents:
             written.append(_dump(target / name, documents, header))
-    users = by_kind.get("user", [])
-    extensions = by_kind.get("extension", [])
+    users = _by_tenant(by_kind.get("user", []))
+    extensions = _by_tenant(by_kind.get("extension", []))
     for resource in by_kind.get("tenant", []):
-        document = _tenant_document(resource, users, extensions)
+        document = _tenant_document(resource, users.get(resource.id, []),
+                                    extensions.get(resource.id, []))
         written.append(_dump(target / f"tenant-{resource.id}.yaml", [document], header))
     return written
 
@@ -97,14 +105,20 @@ def _in_model_order(body: dict, model) -> dict:
     return dict(sorted(body.items(), key=lambda item: order.get(item[0], len(order))))
 
 
+def _by_tenant(resources: list[StateResource]) -> dict[str, list[StateResource]]:
+    grouped: dict[str, list[StateResource]] = {}
+    for resource in resources:
+        grouped.setdefault(resource.attrs["tenant"], []).append(resource)
+    return grouped
+
+
 def _tenant_document(tenant: StateResource, users: list, extensions: list) -> dict:
+    """The tenant with its own users and extensions (explicit numbers first, then auto)."""
     body = {"kind": "Tenant", "name": tenant.id}
     body.update({k: tenant.attrs[k] for k in TENANT_FIELDS if tenant.attrs.get(k) is not None})
-    body["users"] = [_in_model_order(_without(u.attrs, "tenant"), User)
-                     for u in users if u.attrs["tenant"] == tenant.id]
-    mine = [e for e in extensions if e.attrs["tenant"] == tenant.id]
-    mine.sort(key=lambda e: (e.attrs.get("auto", False), e.attrs["number"]))
-    body["extensions"] = [_extension(e.attrs) for e in mine]
+    body["users"] = [_in_model_order(_without(u.attrs, "tenant"), User) for u in users]
+    extensions = sorted(extensions, key=lambda e: (e.attrs.get("auto", False), e.attrs["number"]))
+    body["extensions"] = [_extension(e.attrs) for e in extensions]
     return {k: v for k, v in body.items() if v != []}
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostic, Diagnostics, display_path
+from .loader import paused_gc
 from .diff import Action, Diff, FieldChange, delete_action, diff
 from .manifests import Manifests
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources
@@ -76,6 +77,11 @@ class Plan:
 
 
 def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
+    with paused_gc():
+        return _build_plan(env, store, options)
+
+
+def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     manifests, diagnostics = validate_environment(env, need_secrets=True)
     scope = set(manifests.accounts)
     snapshot = store.snapshot(scope)

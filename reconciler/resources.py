@@ -58,7 +58,7 @@ KIND_SPECS: dict[str, KindSpec] = {
         KindSpec("extension", "Tenant", 5),
     )
 }
-KIND_ORDER = tuple(KIND_SPECS)
+KIND_RANK = {name: rank for rank, name in enumerate(KIND_SPECS)}  # execution order
 
 
 @dataclass(slots=True)

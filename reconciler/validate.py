@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
-from .loader import Document, load_environment
+from .loader import Document, load_environment, paused_gc
 from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Extension, Site, Tenant
 from .manifests import Located, Manifests, TenantEntry, ExtensionEntry
 from .rules import check_rules
@@ -232,10 +232,11 @@ def _inner_model(annotation):
 
 def validate_environment(env: Path, *, need_secrets: bool = False):
     """Load and validate one environment: (Manifests, Diagnostics)."""
-    loaded = load_environment(env)
-    diagnostics = loaded.diagnostics
-    documents = expand_templates(loaded.documents, diagnostics)
-    manifests = validate_documents(env.resolve(), documents, diagnostics,
-                                   need_secrets=need_secrets)
-    check_rules(manifests, diagnostics)
+    with paused_gc():
+        loaded = load_environment(env)
+        diagnostics = loaded.diagnostics
+        documents = expand_templates(loaded.documents, diagnostics)
+        manifests = validate_documents(env.resolve(), documents, diagnostics,
+                                       need_secrets=need_secrets)
+        check_rules(manifests, diagnostics)
     return manifests, diagnostics
