@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .diagnostics import Diagnostics, Source
-from .manifests import Manifests, TenantEntry
+from .manifests import ExtensionEntry, Manifests, TenantEntry
 from .model import PIN_PATTERN
 from .secrets import password_problem
 
@@ -154,8 +154,8 @@ def check_masters(m: Manifests, d: Diagnostics) -> None:
 def check_extensions(m: Manifests, d: Diagnostics) -> None:
     for name, entry in m.tenants.items():
         length = entry.model.dial_plan
-        seen: dict[str, Source] = {}
-        auto_names: dict[str, Source] = {}
+        seen: dict[str, ExtensionEntry] = {}  # sources are located only for errors
+        auto_names: dict[str, ExtensionEntry] = {}
         for ext in entry.extensions:
             number = ext.model.number
             if number == "auto":
@@ -167,30 +167,30 @@ def check_extensions(m: Manifests, d: Diagnostics) -> None:
                             f"use a {length}-digit number (the dial plan can never be switched)")
                 elif number in seen:
                     d.error(ext.source, f"extension {number} is used twice in tenant '{name}' "
-                            f"(first at {seen[number].short})", "give each extension its own number")
+                            f"(first at {seen[number].source.short})",
+                            "give each extension its own number")
                 else:
-                    seen[number] = ext.source
+                    seen[number] = ext
             if ext.pin is not None:
                 _check_pin(ext, d)
 
 
 def _check_auto_name(tenant: str, ext, auto_names: dict, d: Diagnostics) -> None:
     """An auto extension is identified by its name, so names of auto extensions are unique."""
-    first = auto_names.setdefault(ext.model.name, ext.source)
-    if first != ext.source:
+    first = auto_names.setdefault(ext.model.name, ext)
+    if first is not ext:
         d.error(ext.source, f"two auto extensions are named '{ext.model.name}' in tenant "
-                f"'{tenant}' (first at {first.short})",
+                f"'{tenant}' (first at {first.source.short})",
                 "give each auto extension its own name: it keeps its number by name")
 
 
 def _check_pin(ext, d: Diagnostics) -> None:
     value = ext.pin.reveal()
-    where = ext.at("pin")
     if not _PIN.match(value):
-        d.error(where, f"the PIN of extension '{ext.model.name}' must be 4–8 digits",
+        d.error(ext.at("pin"), f"the PIN of extension '{ext.model.name}' must be 4–8 digits",
                 "use '0000' to make the user choose one at first login")
     elif ext.pin.origin == "manifest" and value != "0000":
-        d.warning(where, f"the PIN of extension '{ext.model.name}' is written in plain text",
+        d.warning(ext.at("pin"), f"the PIN of extension '{ext.model.name}' is written in plain text",
                   "use {env: NAME} or {file: PATH}, or '0000' to force a change at first login",
                   rule="secret.plain-text")
 
