@@ -13,19 +13,19 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from .apply import ApplyResult, apply_plan, check_not_stale
+from .cache import cached_plan
 from .diagnostics import Diagnostic, ReconcilerError
 from .export import dump_yaml
 from .export import export as export_manifests
 from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
-from .cache import cached_plan
 from .planfile import plan_from_dict, plan_to_dict, read_saved_plan, write_saved_plan
 from .render.github import render_github
 from .render.jsonout import render_json
 from .render.markdown import render_markdown
 from .render.text import render_text
 from .state.base import LockTimeout
-from .state.sql import mask_url, open_store
+from .state.sql import open_store
 from .template import expand_templates, rendered_documents
 from .validate import validate_environment
 
@@ -305,5 +305,3 @@ def _report(plan: Plan, result: ApplyResult) -> None:
         "  The state holds every action marked done; run 'reconciler plan' to see what is left.",
         err=True)
 
-
-__all__ = ["main", "mask_url"]

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostic, Diagnostics, display_path
+from .diff import Action, Diff, delete_action, diff
 from .loader import paused_gc
-from .diff import Action, Diff, FieldChange, delete_action, diff
 from .manifests import Manifests
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources
 from .state.base import Snapshot, StateResource, StateStore
@@ -241,5 +241,3 @@ def _state_master_depth(tenant: StateResource, snapshot: Snapshot) -> int:
         master = snapshot.resources[("tenant", master)].attrs.get("master")
     return depth
 
-
-__all__ = ["Plan", "PlanOptions", "ForbiddenChange", "build_plan", "FieldChange", "FORMAT_VERSION"]

@@ -14,8 +14,8 @@ merge by e-mail and number).
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

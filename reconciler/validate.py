@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
 from .loader import Document, load_environment, paused_gc
-from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Extension, Site, Tenant
-from .manifests import Located, Manifests, TenantEntry, ExtensionEntry
+from .manifests import ExtensionEntry, Located, Manifests, TenantEntry
+from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Site, Tenant
 from .rules import check_rules
 from .secrets import SecretError, SecretValue, resolve
 from .template import expand_templates

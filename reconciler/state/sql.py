@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import orjson
-
 from sqlalchemy import (
     Column,
     Index,
@@ -33,9 +32,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..diagnostics import ReconcilerError
 from .base import ChangeRecord, LockTimeout, Snapshot, StateResource, StateStore, Write
@@ -470,5 +469,3 @@ def _reason(exc: SQLAlchemyError) -> str:
     first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
     return first
 
-
-__all__ = ["open_store", "mask_url", "SQLStore", "OperationalError"]
