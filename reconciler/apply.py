@@ -20,6 +20,7 @@ from .diff import Action
 from .loader import paused_gc
 from .plan import Plan
 from .state.base import ChangeRecord, StateStore, Write
+from .state.sql import short_reason
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
             # The transaction in flight rolled back: its other actions did not happen.
             failed_at = position + offset
             result.failed = actions[failed_at]
-            result.error = _short_error(exc)
+            result.error = short_reason(exc)
             result.not_started = actions[position:failed_at] + actions[failed_at + 1:]
             log.debug("apply stopped", exc_info=True)
             return result
@@ -125,8 +126,3 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
             progress(len(batch))
     return result
 
-
-def _short_error(exc: Exception) -> str:
-    original = getattr(exc, "orig", None) or exc
-    lines = str(original).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -25,7 +25,7 @@ from .render.jsonout import render_json
 from .render.markdown import render_markdown
 from .render.text import render_text
 from .state.base import LockTimeout
-from .state.sql import open_store
+from .state.sql import open_store, short_reason
 from .template import expand_templates, rendered_documents
 from .validate import validate_environment
 
@@ -58,9 +58,7 @@ class Main(click.Group):
             click.echo(f"error: the state is locked by another apply ({exc}) — wait for it to "
                        "finish or pass --lock-timeout SECONDS to wait", err=True)
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
-            click.echo(f"error: state store failed: {reason[0] if reason else type(exc).__name__}",
-                       err=True)
+            click.echo(f"error: state store failed: {short_reason(exc)}", err=True)
         except BrokenPipeError:  # `reconciler plan | head`: the reader has gone
             sys.stderr.close()
             os._exit(1)

@@ -147,7 +147,7 @@ class SQLStore(StateStore):
             self._ensure_schema()
         except SQLAlchemyError as exc:
             raise ReconcilerError(
-                f"cannot open the state at {shown}: {_reason(exc)} — check --state / RECONCILER_STATE"
+                f"cannot open the state at {shown}: {short_reason(exc)} — check --state / RECONCILER_STATE"
             ) from None
 
     # -- schema -----------------------------------------------------------
@@ -463,9 +463,9 @@ class PostgresStore(SQLStore):
         return "an unknown process"
 
 
-def _reason(exc: SQLAlchemyError) -> str:
+def short_reason(exc: Exception) -> str:
     """A one-line reason without the SQL or connection parameters."""
     original = getattr(exc, "orig", None) or exc
-    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
-    return first
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
