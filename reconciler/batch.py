@@ -41,6 +41,8 @@ class BatchExtension(NamedTuple):
     addons: tuple = ()
     start_date: None = None
     reference: None = None
+    sip_password: None = None  # secrets of the SIP login are never written into a batch file
+    did: None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ class ExtensionEntry:
 
     model: Extension
     pin: SecretValue | None = None
+    sip_password: SecretValue | None = None
     row: Source | None = None  # the batch-file row, or …
     doc: Document | None = None  # … the tenant document and the index in its `extensions`
     index: int = 0
@@ -54,6 +55,11 @@ class TenantEntry(Located):
     passwords: dict[str, SecretValue] = field(default_factory=dict)  # by user e-mail
 
 
+@dataclass(slots=True)
+class TargetEntry(Located):
+    database: SecretValue | None = None  # the resolved URL of the platform's database
+
+
 @dataclass
 class Manifests:
     """Everything one environment declares, by kind and identity."""
@@ -63,5 +69,6 @@ class Manifests:
     packages: dict[str, Located] = field(default_factory=dict)
     sites: dict[str, Located] = field(default_factory=dict)
     tenants: dict[str, TenantEntry] = field(default_factory=dict)
+    targets: dict[str, TargetEntry] = field(default_factory=dict)
 
 

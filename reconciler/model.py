@@ -42,6 +42,15 @@ PhoneNumber = _format(
 )
 ExtensionNumber = _format(r"^([0-9]{2,5}|auto)$", "2–5 digits or 'auto'")
 AreaCode = _format(AREA_CODE_PATTERN, "an area code like '030' or '089'")
+DirectDial = _format(
+    r"^(\+[1-9][0-9]{3,14}-[0-9]{1,6}|auto)$",
+    "a block number like '+49301234567-100' or 'auto' (block prefix + extension number)",
+)
+SipDomain = _format(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$",
+    "a lower-case DNS name of at most 64 characters, like 'mustermensch.pbx.example'",
+)
+MainExtension = _format(r"^[0-9]{2,5}$", "an extension number of 2–5 digits")
 Email = _format(EMAIL_PATTERN, "a valid e-mail address")
 EnvName = _format(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name")
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -67,7 +76,7 @@ Secret = Annotated[
     Union[str, EnvSecret, FileSecret],
     Field(description="a value, or {env: NAME}, or {file: PATH}; never printed"),
 ]
-SECRET_FIELDS = frozenset(("pin", "password"))
+SECRET_FIELDS = frozenset(("pin", "password", "sip_password", "database"))
 
 
 class Account(Strict):
@@ -134,6 +143,10 @@ class Extension(Strict):
     addons: list[Identifier] = []
     start_date: datetime.date | None = None
     reference: Text | None = None
+    sip_password: Secret | None = Field(
+        None, description="the SIP login of the extension's phone; required under a Kamailio target")
+    did: DirectDial | None = Field(
+        None, description="direct-dial number in a block of the tenant's sites, or 'auto'")
 
 
 class Tenant(Strict):
@@ -149,6 +162,10 @@ class Tenant(Strict):
     sites: list[Identifier] = []
     main_number: PhoneNumber | None = None
     main_fax_number: PhoneNumber | None = None
+    main_extension: MainExtension | None = Field(
+        None, description="the extension the main number rings; default: the lowest")
+    sip_domain: Annotated[SipDomain, Field(max_length=64)] | None = Field(
+        None, description="the tenant's SIP domain; required when a Kamailio target serves it")
     users: list[User] = []
     extensions: list[Extension] = []
     extensions_from: list[Text] = []
@@ -158,9 +175,23 @@ class Tenant(Strict):
         return self.charset or "UTF-8"
 
 
+class Target(Strict):
+    """A real platform that apply provisions and plan reads back (see docs/targets.md)."""
+
+    kind: Literal["Target"]
+    name: Identifier
+    provider: Literal["kamailio"]
+    database: Secret = Field(
+        description="the platform's own database: sqlite:///PATH or postgresql://…, "
+        "or {env: NAME} / {file: PATH} holding it")
+    accounts: list[CustomerNumber] | None = Field(
+        None, description="whose tenants it serves; default: every account of the environment")
+
+
 KINDS: dict[str, type[Strict]] = {
     "Account": Account,
     "BasePackage": BasePackage,
     "Site": Site,
     "Tenant": Tenant,
+    "Target": Target,
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .diagnostics import Diagnostic, ReconcilerError, Source
+from .dids import AUTO, auto_did, tenant_blocks
 from .loader import Document
 from .manifests import Manifests, TenantEntry
 from .secrets import SecretValue
@@ -156,10 +157,15 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
         add(Resource("user", f"{tenant.name}/{user.email}", scope, user_attrs, secrets,
                      doc=entry.doc, path=("users", index)))
     numbers = assign_numbers(entry, existing)
+    blocks = tenant_blocks(manifests, tenant)
     for index, (ext_entry, number) in enumerate(zip(entry.extensions, numbers)):
         ext = ext_entry.model
         ext_attrs = _extension_attrs(ext, tenant.name, number)
+        if ext.did == AUTO:
+            ext_attrs["did"] = _auto_did(ext_entry, tenant.name, number, blocks)
         secrets = {"pin": ext_entry.pin} if ext_entry.pin is not None else {}
+        if ext_entry.sip_password is not None:
+            secrets["sip_password"] = ext_entry.sip_password
         from_yaml = index < len(tenant.extensions)
         add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
                      doc=entry.doc if from_yaml else None,
@@ -174,8 +180,18 @@ def _extension_attrs(ext, tenant: str, number: str) -> dict[str, Any]:
         "email": ext.email, "area_code": ext.area_code, "product": ext.product,
         "addons": list(ext.addons),
         "start_date": ext.start_date.isoformat() if ext.start_date else None,
-        "reference": ext.reference, "auto": ext.number == "auto",
+        "reference": ext.reference, "auto": ext.number == "auto", "did": ext.did,
     }
+
+
+def _auto_did(ext_entry, tenant: str, number: str, blocks) -> str:
+    did = auto_did(number, blocks)
+    if did is None:
+        raise ReconcilerError(Diagnostic(
+            ext_entry.at("did"), f"did: auto finds no number block of tenant '{tenant}' that "
+            f"holds extension number {number} (given to auto extension '{ext_entry.model.name}')",
+            "give the DID explicitly, or add a block that covers the extension numbers"))
+    return did
 
 
 def assign_numbers(entry: TenantEntry, existing: ExistingExtensions) -> list[str]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 
 from .diagnostics import Diagnostics, Source
+from .dids import AUTO, auto_did, in_blocks, tenant_blocks
 from .manifests import ExtensionEntry, Manifests, TenantEntry
 from .model import PIN_PATTERN
 from .secrets import password_problem
+from .targets import check_targets
 
 _PIN = re.compile(PIN_PATTERN)
 MAX_ADMINS = 3
@@ -173,6 +175,45 @@ def check_extensions(m: Manifests, d: Diagnostics) -> None:
                     seen[number] = ext
             if ext.pin is not None:
                 _check_pin(ext, d)
+            if ext.sip_password is not None and ext.sip_password.origin == "manifest":
+                d.warning(ext.at("sip_password"), f"the SIP password of extension "
+                          f"'{ext.model.name}' is written in plain text",
+                          "use {env: NAME} or {file: PATH}", rule="secret.plain-text")
+
+
+def check_dids(m: Manifests, d: Diagnostics) -> None:
+    """A DID lies in a block of the tenant's sites and rings one extension only."""
+    owners: dict[str, str] = {}  # number → what already uses it
+    for name, entry in m.tenants.items():
+        tenant = entry.model
+        for field_name in ("main_number", "main_fax_number"):
+            number = getattr(tenant, field_name)
+            if number is not None:
+                owners.setdefault(number, f"the {field_name} of tenant '{name}'")
+    for name, entry in m.tenants.items():
+        blocks = tenant_blocks(m, entry.model)
+        for ext in entry.extensions:
+            did = ext.model.did
+            if did is None or (did == AUTO and ext.model.number == AUTO):
+                continue  # an auto number's DID is checked when the number is assigned
+            label = f"extension {ext.model.number} of tenant '{name}'"
+            if did == AUTO:
+                did = auto_did(ext.model.number, blocks)
+                if did is None:
+                    d.error(ext.at("did"), f"did: auto finds no number block of tenant "
+                            f"'{name}' that holds extension number {ext.model.number}",
+                            "give the DID explicitly, or add a block that covers the "
+                            "extension numbers to one of the tenant's sites")
+                    continue
+            elif not in_blocks(did, blocks):
+                d.error(ext.at("did"), f"did {did} of {label} is not in a number block of "
+                        "the tenant's sites", "pick a number from a block of one of the "
+                        "sites in 'sites'")
+                continue
+            other = owners.setdefault(did, label)
+            if other != label:
+                d.error(ext.at("did"), f"did {did} of {label} is already {other}",
+                        "give every extension its own direct-dial number")
 
 
 def _check_auto_name(tenant: str, ext, auto_names: dict, d: Diagnostics) -> None:
@@ -242,5 +283,23 @@ def _check_password(entry: TenantEntry, index: int, is_admin: bool, owners: dict
     owners.setdefault(value, (entry.model.name, where))
 
 
+def check_tenant_domains(m: Manifests, d: Diagnostics) -> None:
+    owners: dict[str, str] = {}
+    for name, entry in m.tenants.items():
+        domain = entry.model.sip_domain
+        if domain is None:
+            continue
+        other = owners.setdefault(domain, name)
+        if other != name:
+            d.error(entry.at("sip_domain"), f"sip_domain {domain} of tenant '{name}' is "
+                    f"already the SIP domain of tenant '{other}'",
+                    "give every tenant its own SIP domain")
+        main = entry.model.main_extension
+        if main is not None and not any(e.model.number == main for e in entry.extensions):
+            d.error(entry.at("main_extension"), f"main_extension {main} of tenant '{name}' "
+                    "is not one of its extensions", "name a declared extension number")
+
+
 RULES = (check_accounts, check_packages_and_sites, check_number_blocks, check_tenants,
-         check_masters, check_extensions, check_users)
+         check_masters, check_extensions, check_dids, check_tenant_domains, check_users,
+         check_targets)

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
 from .loader import Document, load_environment, paused_gc
-from .manifests import ExtensionEntry, Located, Manifests, TenantEntry
-from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Site, Tenant
+from .manifests import ExtensionEntry, Located, Manifests, TargetEntry, TenantEntry
+from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Site, Target, Tenant
 from .rules import check_rules
 from .secrets import SecretError, SecretValue, resolve
 from .template import expand_templates
@@ -45,7 +45,7 @@ def validate_documents(
 
 
 _TABLES = {Account: ("accounts", "customer_number"), BasePackage: ("packages", "id"),
-           Site: ("sites", "id"), Tenant: ("tenants", "name")}
+           Site: ("sites", "id"), Tenant: ("tenants", "name"), Target: ("targets", "name")}
 
 
 def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnostics,
@@ -65,6 +65,9 @@ def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnosti
         entry = TenantEntry(model, doc)
         _load_tenant_children(entry, diagnostics, need_secrets)
         table[identity] = entry
+    elif isinstance(model, Target):
+        database = _resolve(model.database, doc, ("database",), diagnostics, need_secrets)
+        table[identity] = TargetEntry(model, doc, database)
     else:
         table[identity] = Located(model, doc)
 
@@ -78,11 +81,16 @@ def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_sec
             if value is not None:
                 entry.passwords[user.email] = value
     for index, extension in enumerate(tenant.extensions):
-        pin = None
+        pin = sip_password = None
         if extension.pin is not None:
             pin = _resolve(extension.pin, doc, ("extensions", index, "pin"), diagnostics,
                            need_secrets)
-        entry.extensions.append(ExtensionEntry(extension, pin, doc=doc, index=index))
+        if extension.sip_password is not None:
+            sip_password = _resolve(extension.sip_password, doc,
+                                    ("extensions", index, "sip_password"), diagnostics,
+                                    need_secrets)
+        entry.extensions.append(ExtensionEntry(extension, pin, sip_password, doc=doc,
+                                               index=index))
     for index, relative in enumerate(tenant.extensions_from):
         path = (doc.file.parent / relative).resolve()
         where = doc.locate("extensions_from", index)

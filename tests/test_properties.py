@@ -255,7 +255,7 @@ class Ext:
             "name": self.name, "display_name": self.display_name, "email": self.email,
             "area_code": self.area_code, "product": self.product, "addons": list(self.addons),
             "start_date": self.start_date.isoformat() if self.start_date else None,
-            "reference": self.reference,
+            "reference": self.reference, "did": None,
         }
 
 

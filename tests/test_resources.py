@@ -13,5 +13,5 @@ def test_hand_built_extension_attrs_match_the_model():
     ext = Extension(number="100", name="A", display_name="B", email="a@b.example", pin="0000",
                     area_code="030", product="light_user", addons=["voicemail"],
                     start_date=datetime.date(2026, 12, 1), reference="PO-1")
-    expected = {"tenant": "t", **_attrs(ext, "number", ("pin",)), "number": "100", "auto": False}
+    expected = {"tenant": "t", **_attrs(ext, "number", ("pin", "sip_password")), "number": "100", "auto": False}
     assert _extension_attrs(ext, "t", "100") == expected
