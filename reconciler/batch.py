@@ -71,7 +71,10 @@ def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics
         return []
     rows = []
     valid_row = _row_pattern(dial_plan).fullmatch
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only: str.splitlines() would also break at U+2028, U+0085,
+    # form feeds and more, and every row after one would get the wrong line number.
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip() or line.startswith("#"):
             continue
         match = valid_row(line)

@@ -168,17 +168,27 @@ class _Constructor:
     def __init__(self, file: str, diagnostics: Diagnostics):
         self.file = file
         self.diagnostics = diagnostics
-        self.seen: set[int] = set()
+        self.new_document()
+
+    def new_document(self) -> None:
+        """Forget the previous document: aliases never reach across documents.
+
+        `seen` holds the nodes themselves, not only their id(): an id is unique
+        only while its object lives, and the nodes of a finished document are
+        freed, so a later node could get the id of an earlier one and be taken
+        for an alias.
+        """
+        self.seen: dict[int, object] = {}
         self.sizes: dict[int, int] = {}
         self.alias_budget = ALIAS_EXPANSION_LIMIT
-        self.open: set[int] = set()  # collections being constructed, outermost first
+        self.open: set[int] = set()  # collections being constructed
 
     def source(self, node) -> Source:
         mark = node.start_mark
         return Source(self.file, mark.line + 1, mark.column + 1)
 
     def construct(self, node):
-        if id(node) in self.seen:  # an alias: the composer reuses the anchored node
+        if self.seen.get(id(node)) is node:  # an alias: the composer reuses the anchored node
             self.alias_budget -= self._size(node)
             if self.alias_budget < 0:
                 raise _Refused(
@@ -187,7 +197,7 @@ class _Constructor:
                     "write the values out or use fewer nested aliases",
                 )
         else:
-            self.seen.add(id(node))
+            self.seen[id(node)] = node
         node_type = type(node)
         if node.ctag is not _DEFAULT_TAGS[node_type]:  # an explicit tag such as !!str
             tag = str(node.ctag)
@@ -369,6 +379,7 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
 def _compose_all(loader, constructor, documents: list, diagnostics: Diagnostics) -> None:
     while loader.check_node():
         node = loader.get_node()
+        constructor.new_document()
         source = constructor.source(node)
         value = constructor.construct(node)
         if isinstance(value, YMap):
@@ -384,7 +395,7 @@ def _syntax_diagnostic(exc: MarkedYAMLError, text: str, shown: str) -> Diagnosti
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 0)
     problem = (exc.problem or exc.context or "invalid YAML").strip()
-    lines = text.splitlines()
+    lines = text.split("\n")  # as YAML counts lines: not at U+2028 and friends
     bad_line = lines[line - 1] if 0 < line <= len(lines) else ""
     hint = "check the indentation, quotes and brackets around this position"
     if "\t" in bad_line[: max(column, 1)] or (column and bad_line[column - 1 : column] == "\t"):

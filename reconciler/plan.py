@@ -17,7 +17,7 @@ from .diagnostics import Diagnostic, Diagnostics, display_path
 from .diff import Action, Diff, delete_action, diff
 from .loader import paused_gc
 from .manifests import Manifests
-from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources
+from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
 from .state.base import Snapshot, StateResource, StateStore
 from .validate import validate_environment
 
@@ -139,7 +139,7 @@ def _forbid_admin_removal(plan: Plan, manifests: Manifests, diagnostics: Diagnos
         if tenant in admins:
             # Point at the role of a former admin that is still declared, else at `users`.
             demoted = [desired[key] for email in sorted(admins[tenant])
-                       if (key := ("user", f"{tenant}/{email}")) in desired]
+                       if (key := ("user", user_id(tenant, email))) in desired]
             where = _short(demoted[0], "role") if demoted else None
             plan.forbidden.append(ForbiddenChange(
                 "tenant", tenant, "admins", sorted(admins[tenant]), [],

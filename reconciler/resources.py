@@ -154,7 +154,7 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
         secrets = {}
         if user.email in entry.passwords:
             secrets["password"] = entry.passwords[user.email]
-        add(Resource("user", f"{tenant.name}/{user.email}", scope, user_attrs, secrets,
+        add(Resource("user", user_id(tenant.name, user.email), scope, user_attrs, secrets,
                      doc=entry.doc, path=("users", index)))
     numbers = assign_numbers(entry, existing)
     blocks = tenant_blocks(manifests, tenant)
@@ -171,6 +171,11 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
                      doc=entry.doc if from_yaml else None,
                      path=("extensions", index) if from_yaml else (),
                      row=ext_entry.row))
+
+
+def user_id(tenant: str, email: str) -> str:
+    """A user's identity: e-mail addresses are compared without case."""
+    return f"{tenant}/{email.lower()}"
 
 
 def _extension_attrs(ext, tenant: str, number: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from .diagnostics import Diagnostics, Source
 from .dids import AUTO, auto_did, in_blocks, tenant_blocks
 from .manifests import ExtensionEntry, Manifests, TenantEntry
 from .model import PIN_PATTERN
+from .numbers import Held, block_intervals, first_overlaps, number_interval
 from .secrets import password_problem
 from .targets import check_targets
 
@@ -55,20 +56,26 @@ def check_packages_and_sites(m: Manifests, d: Diagnostics) -> None:
 
 
 def check_number_blocks(m: Manifests, d: Diagnostics) -> None:
-    """Blocks never overlap, within a site or across sites."""
-    owner: dict[str, tuple[str, int]] = {}
-    for site_id, entry in m.sites.items():
+    """Blocks never overlap, within a site or across sites (compared as intervals)."""
+    held = []
+    for order, (site_id, entry) in enumerate(m.sites.items()):
         for index, block in enumerate(entry.model.number_blocks):
-            for number in block.numbers():
-                full = f"{block.prefix}{number}"
-                if full in owner:
-                    other, _ = owner[full]
-                    d.error(entry.at("number_blocks", index),
-                            f"number block {block.prefix} {block.from_}–{block.to} of site "
-                            f"'{site_id}' overlaps a block of site '{other}' (at {full})",
-                            "give each site its own range of numbers")
-                    break
-                owner[full] = (site_id, index)
+            holder = (order, index, site_id)
+            held.extend(Held(interval, holder)
+                        for interval in block_intervals(block.prefix, block.from_, block.to))
+    reported = set()
+    for one, other in first_overlaps(held):
+        earlier, later = sorted((one, other), key=lambda h: h.holder)
+        if later.holder in reported:
+            continue
+        reported.add(later.holder)
+        _, index, site_id = later.holder
+        block = m.sites[site_id].model.number_blocks[index]
+        shared = max(one.interval.low, other.interval.low)
+        d.error(m.sites[site_id].at("number_blocks", index),
+                f"number block {block.prefix} {block.from_}–{block.to} of site "
+                f"'{site_id}' overlaps a block of site '{earlier.holder[2]}' (at +{shared})",
+                "give each site its own range of numbers")
 
 
 def check_tenants(m: Manifests, d: Diagnostics) -> None:
@@ -118,11 +125,13 @@ def _check_main_numbers(m: Manifests, entry: TenantEntry, d: Diagnostics) -> Non
         number = getattr(tenant, field_name)
         if number is None:
             continue
-        prefix, _, extension = number.rpartition("-")
+        _, _, extension = number.rpartition("-")
+        wanted = number_interval(number)
         inside = any(
-            block.prefix == prefix and int(extension) in block.numbers()
+            interval.length == wanted.length and interval.low <= wanted.low <= interval.high
             for site_id in tenant.sites if site_id in m.sites
             for block in m.sites[site_id].model.number_blocks
+            for interval in block_intervals(block.prefix, block.from_, block.to)
         )
         if not inside:
             d.error(entry.at(field_name),
@@ -240,13 +249,14 @@ def check_users(m: Manifests, d: Diagnostics) -> None:
     owners: dict[str, tuple[str, Source]] = {}  # admin password → (tenant, where)
     for name, entry in m.tenants.items():
         users = entry.model.users
-        emails: set[str] = set()
+        emails: dict[str, int] = {}  # lower-case → index of its first user
         admins = [i for i, user in enumerate(users) if user.role == "admin"]
         for index, user in enumerate(users):
-            if user.email in emails:
+            first = users[emails.setdefault(user.email.lower(), index)].email
+            if emails[user.email.lower()] != index:
+                same = "" if first == user.email else f" (as {first}: e-mail addresses ignore case)"
                 d.error(entry.at("users", index, "email"),
-                        f"user {user.email} is listed twice in tenant '{name}'", "remove one")
-            emails.add(user.email)
+                        f"user {user.email} is listed twice in tenant '{name}'{same}", "remove one")
         if not admins:
             d.error(entry.at("users") if users else entry.source,
                     f"tenant '{name}' has no administrator",
