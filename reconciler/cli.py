@@ -20,6 +20,7 @@ from .export import export as export_manifests
 from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
 from .planfile import plan_from_dict, plan_to_dict, read_saved_plan, write_saved_plan
+from .render.escape import github_log, plain, stop_commands
 from .render.github import render_github
 from .render.jsonout import render_json
 from .render.markdown import render_markdown
@@ -79,7 +80,7 @@ def print_diagnostics(diagnostics: list[Diagnostic], strict: bool = False) -> No
         text = str(diagnostic)
         if strict and not diagnostic.is_error:
             text = text.replace("warning: ", "error (--strict): ", 1)
-        click.echo(text, err=True)
+        click.echo(github_log(text), err=True)  # stderr is parsed for workflow commands too
 
 
 state_option = click.option(
@@ -108,7 +109,8 @@ def validate(envs: tuple[Path, ...], strict: bool) -> None:
         bad = diagnostics.has_errors(strict)
         failed |= bad
         errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
-        click.echo(f"{env}: {'invalid' if bad else 'valid'} ({errors} errors, {warnings} warnings)")
+        click.echo(f"{plain(env)}: {'invalid' if bad else 'valid'} ({errors} errors, "
+                   f"{warnings} warnings)")
     sys.exit(1 if failed else 0)
 
 
@@ -121,7 +123,8 @@ def render(plan: Plan, output_format: str) -> str:
         return render_text(plan, color=sys.stdout.isatty())
     if output_format == "github":
         _append_step_summary(render_markdown(plan))
-        return render_text(plan) + render_github(plan)
+        text = "".join(github_log(line) + "\n" for line in render_text(plan).splitlines())
+        return stop_commands(text) + render_github(plan)
     return RENDERERS[output_format](plan)
 
 
@@ -172,10 +175,10 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
         outcomes[str(env)] = _outcome(result)
         if out and result.rejected and out.exists():
             out.unlink()  # never leave an older, applicable plan behind a rejected one
-            click.echo(f"Removed the earlier plan {out}: this plan was rejected.", err=True)
+            click.echo(f"Removed the earlier plan {plain(out)}: this plan was rejected.", err=True)
         elif out:
             write_saved_plan(result, out, store.signing_key())
-            click.echo(f"Saved the plan to {out}; apply it with 'reconciler apply {out}'.",
+            click.echo(f"Saved the plan to {plain(out)}; apply it with 'reconciler apply {plain(out)}'.",
                        err=True)
     if json_plans:
         click.echo(json.dumps(json_plans, indent=2, ensure_ascii=False))
@@ -262,7 +265,7 @@ def export(state_url, account, tenant, target) -> None:
     store = open_store(state_url)
     files = export_manifests(store, target, account=account, tenant=tenant)
     for path in files:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {plain(path)}")
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -293,12 +296,13 @@ def _report(plan: Plan, result: ApplyResult) -> None:
     counts = {k: sum(1 for a in result.done if a.action == k) for k in ("create", "update", "delete")}
     done = f"{counts['create']} created, {counts['update']} updated, {counts['delete']} deleted"
     if result.ok:
-        click.echo(f"Apply complete for {plan.env}: {done}. State serial {result.serial}.")
+        click.echo(f"Apply complete for {plain(plan.env)}: {done}. State serial {result.serial}.")
         return
     failed = result.failed
     click.echo(
-        f"error: apply of {plan.env} failed at {failed.action} {failed.kind} {failed.id}: "
-        f"{result.error}\n  done: {len(result.done)} ({done}); failed: 1; "
+        plain(f"error: apply of {plan.env} failed at {failed.action} {failed.kind} {failed.id}: "
+              f"{result.error}") + "\n"
+        f"  done: {len(result.done)} ({done}); failed: 1; "
         f"not started: {len(result.not_started)}\n"
         "  The state holds every action marked done; run 'reconciler plan' to see what is left.",
         err=True)

@@ -158,7 +158,16 @@ def test_many_environments_json_is_one_document(customers, sqlite_url):
 # ---------------------------------------------------------------------------
 
 def _commands(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("::")]
+    """The workflow commands the runner would run (none between stop-commands markers)."""
+    commands, paused = [], None
+    for line in output.splitlines():
+        if paused:
+            paused = None if line == f"::{paused}::" else paused
+        elif line.startswith("::stop-commands::"):
+            paused = line.removeprefix("::stop-commands::")
+        elif line.startswith("::"):
+            commands.append(line)
+    return commands
 
 
 def test_github_error_points_at_the_broken_manifest_line(envs, sqlite_url):

@@ -10,6 +10,7 @@ import re
 from ..diagnostics import Diagnostic
 from ..plan import Plan
 from . import show
+from .escape import github_data, github_property
 
 # `file[:line[:column]][ (values use.yaml:N)]`, as `Source.short` and `str(Source)` write it.
 _SOURCE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+))?(?::(?P<column>\d+))?"
@@ -41,20 +42,12 @@ def _command(level: str, source: str | None, title: str, message: str) -> str:
     properties = []
     match = _SOURCE.match(source) if source else None
     if match:
-        properties.append(f"file={_property(match['file'])}")
+        properties.append(f"file={github_property(match['file'])}")
         if match["line"]:
             properties.append(f"line={match['line']}")
             if match["column"]:
                 properties.append(f"col={match['column']}")
         if match["via"]:  # a rendered template line: say which values produced it
             message = f"{message} ({match['via']})"
-    properties.append(f"title={_property(title)}")
-    return f"::{level} {','.join(properties)}::{_data(message)}"
-
-
-def _data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _property(text: str) -> str:
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
+    properties.append(f"title={github_property(title)}")
+    return f"::{level} {','.join(properties)}::{github_data(message)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..diff import FieldChange
 from ..plan import Plan
 from . import SYMBOLS, change_text, group_of
+from .escape import markdown_code, markdown_fence, markdown_html, markdown_text
 from .text import summary_line
 
 COMMENT_LIMIT = 65_536
@@ -28,13 +29,14 @@ def render_markdown(plan: Plan) -> str:
 
 def _head(plan: Plan) -> str:
     s = plan.summary
-    out = [f"## reconciler plan: `{plan.env}`\n",
-           f"State serial {plan.state_serial}; accounts in scope: {', '.join(plan.scope) or 'none'}\n",
+    out = [f"## reconciler plan: {markdown_code(plan.env)}\n",
+           f"State serial {plan.state_serial}; accounts in scope: "
+           f"{markdown_text(', '.join(plan.scope) or 'none')}\n",
            "| Create | Update | Delete | Unchanged |", "|---:|---:|---:|---:|",
            f"| {s['create']} | {s['update']} | {s['delete']} | {s['unchanged']} |", "",
-           f"**{summary_line(plan)}**", ""]
+           f"**{markdown_text(summary_line(plan))}**", ""]
     if plan.errors:
-        out += ["### :x: Errors", ""] + [f"- `{d.source}` {_escape(d.message)} — {_escape(d.hint)}"
+        out += ["### :x: Errors", ""] + [f"- {_code(d.source)} {_escape(d.message)} — {_escape(d.hint)}"
                                           for d in plan.errors] + [""]
     if plan.forbidden:
         out += ["### :no_entry: Forbidden changes", "",
@@ -42,21 +44,21 @@ def _head(plan: Plan) -> str:
                 "|---|---|---|---|---|---|"]
         for f in plan.forbidden:
             change = change_text("update", FieldChange(f.before, f.after))
-            out.append(f"| {f.kind} `{f.id}` | `{f.field}` | {_escape(change)} | "
-                       f"{_escape(f.reason)} | {_escape(f.instead)} | `{f.source}` |")
+            out.append(f"| {f.kind} {_cell(f.id)} | {_cell(f.field)} | {_escape(change)} | "
+                       f"{_escape(f.reason)} | {_escape(f.instead)} | {_cell(f.source)} |")
         out.append("")
     if plan.refusals:
         out += ["### :no_entry: Refused", ""] + [f"- {_escape(m)}" for m in plan.refusals] + [""]
     deletes = [a for a in plan.actions if a.action == "delete"]
     if deletes:
         out += [f"### :warning: {len(deletes)} deletes", ""]
-        out += [f"- `{a.kind} {a.id}`" for a in deletes[:50]]
+        out += [f"- {_code(f'{a.kind} {a.id}')}" for a in deletes[:50]]
         if len(deletes) > 50:
             out.append(f"- … and {len(deletes) - 50} more (see the sections below)")
         out.append("")
     if plan.warnings:
         out += ["<details><summary>Warnings ({})</summary>\n".format(len(plan.warnings))]
-        out += [f"- `{d.source}` {_escape(d.message)}" for d in plan.warnings]
+        out += [f"- {_code(d.source)} {_escape(d.message)}" for d in plan.warnings]
         out += ["", "</details>", ""]
     return "\n".join(out) + "\n"
 
@@ -68,18 +70,19 @@ def _sections(plan: Plan) -> list[tuple[str, str]]:
     sections = []
     for name in sorted(groups):
         actions = groups[name]
-        title = f"Tenant `{name}`" if name else "Accounts, base packages and sites"
+        title = f"Tenant `{markdown_html(name)}`" if name else "Accounts, base packages and sites"
         counts = ", ".join(f"{SYMBOLS[k]}{sum(a.action == k for a in actions)}"
                            for k in ("create", "update", "delete")
                            if any(a.action == k for a in actions))
-        lines = [f"<details><summary>{title} ({counts})</summary>\n", "```diff"]
+        body = []
         for action in actions:
             where = f"  # {action.source}" if action.source else ""
-            lines.append(f"{SYMBOLS[action.action]} {action.kind} {action.id}{where}")
+            body.append(f"{SYMBOLS[action.action]} {action.kind} {action.id}{where}")
             for field_name, change in action.changes.items():
-                lines.append(f"{SYMBOLS[action.action] if action.action != 'update' else '!'}"
-                             f"     {field_name}: {change_text(action.action, change)}")
-        lines += ["```", "", "</details>", ""]
+                body.append(f"{SYMBOLS[action.action] if action.action != 'update' else '!'}"
+                            f"     {field_name}: {change_text(action.action, change)}")
+        lines = [f"<details><summary>{title} ({counts})</summary>\n", *markdown_fence(body, "diff"),
+                 "", "</details>", ""]
         sections.append((title, "\n".join(lines) + "\n"))
     return sections
 
@@ -99,5 +102,13 @@ def _fold_largest(sections: list[tuple[str, str]], budget: int) -> list[str]:
     return folded
 
 
-def _escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def _escape(text: object) -> str:
+    return markdown_text(text)
+
+
+def _code(text: object) -> str:
+    return markdown_code(text if text is not None else "-")
+
+
+def _cell(text: object) -> str:
+    return markdown_code(text if text is not None else "-", table=True)
