@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Install reconciler and run the main job on the embedded SQLite state:
-# validate → plan → apply → plan (no changes) on an example environment.
+# Install reconciler into .venv and run the main job on the embedded SQLite
+# state: validate → plan --out → apply → plan (no changes) on an example.
+#   bash scripts/demo.sh [EXAMPLE]     (default: partner-hosted; see examples/environments/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet -e . 2>&1 | grep -v -i "warning: running pip as" || true
+. scripts/setup.sh
+make_venv
+install_reconciler
+export PATH="$PWD/$VENV/bin:$PATH"
+
 ENV_DIR=examples/environments/${1:-partner-hosted}
+[ -d "$ENV_DIR" ] || fail "no example $ENV_DIR — pick one of: $(ls examples/environments | tr '\n' ' ')"
 export RECONCILER_STATE=${RECONCILER_STATE:-sqlite:///.reconciler/demo-state.db}
 rm -f .reconciler/demo-state.db*
 set -x

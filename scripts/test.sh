@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
-# Install what the tests need (Python packages; PostgreSQL server when missing)
-# and run the whole suite against SQLite and a throwaway PostgreSQL cluster.
+# Install what the tests need into .venv (and the Debian packages below when
+# missing) and run the test suite against SQLite and a throwaway PostgreSQL
+# cluster.
+#   bash scripts/test.sh           the default run: every test not marked slow, in parallel
+#   bash scripts/test.sh --all     every test, slow ones included (what CI runs)
+#   bash scripts/test.sh ARGS…     other arguments go to pytest (e.g. -k plan, -x, -n 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet -e '.[test]' 2>&1 | grep -v -i "warning: running pip as" || true
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    echo "Installing the PostgreSQL server (Debian package)…"
-    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+. scripts/setup.sh
+
+# System packages the tests use; add to this list when a test needs another one.
+DEBIAN_PACKAGES=(
+    postgresql    # the server binaries (initdb, pg_ctl) for tests/pgcluster.py
+)
+
+install_debian_packages "${DEBIAN_PACKAGES[@]}"
+make_venv
+install_reconciler test
+
+PYTEST_ARGS=(-m "not slow")
+if [ "${1:-}" = "--all" ]; then
+    shift
+    PYTEST_ARGS=()
 fi
-exec python3 -m pytest "$@"
+exec "$VENV/bin/python" -m pytest -n auto "${PYTEST_ARGS[@]}" "$@"

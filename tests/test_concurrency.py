@@ -290,6 +290,7 @@ def applied_counts(output: str) -> tuple[int, int]:
 
 # -- 1. concurrent applies of different accounts ------------------------------
 
+@pytest.mark.slow
 def test_eight_concurrent_applies_of_different_accounts(state_url, tmp_path):
     envs = [make_env(tmp_path, i) for i in range(1, 9)]
     procs = [start_apply(env, state_url, lock_timeout=60) for env, _ in envs]
@@ -317,6 +318,7 @@ def test_eight_concurrent_applies_of_different_accounts(state_url, tmp_path):
     assert again.stdout.count("No changes.") == 8
 
 
+@pytest.mark.slow
 def test_eight_concurrent_applies_without_waiting(state_url, tmp_path):
     """--lock-timeout 0: each applies or fails cleanly on the lock, naming the holder."""
     envs = [make_env(tmp_path, i) for i in range(11, 19)]
@@ -399,6 +401,7 @@ def test_two_applies_of_the_same_environment(state_url, tmp_path, lock_timeout):
 
 # -- 3. kill -9 at every action boundary, and from outside ----------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_at_every_action_boundary(backend, pg_cluster, tmp_path):
     env, n = make_env(tmp_path, 31, extensions=5)
@@ -439,6 +442,7 @@ def test_kill_at_every_action_boundary(backend, pg_cluster, tmp_path):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_from_outside_during_a_big_apply(backend, pg_cluster, tmp_path):
     rng = random.Random()
@@ -475,6 +479,7 @@ def test_kill_from_outside_during_a_big_apply(backend, pg_cluster, tmp_path):
 
 # -- 4. stale saved plans -----------------------------------------------------
 
+@pytest.mark.slow
 def test_saved_plan_is_stale_after_another_apply_in_its_scope(pg_cluster, tmp_path):
     url = pg_cluster.create_database(f"conc{os.getpid()}_{next(_names)}")
     env, n = make_env(tmp_path / "a", 41)
@@ -516,6 +521,7 @@ def test_saved_plan_is_stale_after_another_apply_in_its_scope(pg_cluster, tmp_pa
     assert applied.returncode == 0, applied.output
 
 
+@pytest.mark.slow
 def test_saved_plan_is_stale_when_another_scope_took_its_identities(pg_cluster, tmp_path):
     """Identities are global: a plan must not half-apply into another account's tenant."""
     url = pg_cluster.create_database(f"conc{os.getpid()}_{next(_names)}")
@@ -536,6 +542,7 @@ def test_saved_plan_is_stale_when_another_scope_took_its_identities(pg_cluster, 
 
 # -- 5. SIGTERM ---------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_sigterm_during_apply_releases_the_lock(backend, pg_cluster, tmp_path):
     env, n = make_env(tmp_path, 51, extensions=1500)
@@ -654,6 +661,7 @@ def test_password_not_shown_in_verbose_output(pg_password_db, tmp_path):
         assert PASSWORD not in result.output
 
 
+@pytest.mark.slow
 def test_pg_environment_variables(pg_password_db, tmp_path):
     name, hostport = pg_password_db
     env, n = make_env(tmp_path, 64, extensions=3)

@@ -565,6 +565,7 @@ def environment_pairs(draw):
     return d1, draw(allowed_changes(d1))
 
 
+@pytest.mark.slow
 @PLANNER_SETTINGS
 @given(environment_pairs())
 def test_apply_d1_then_d2_converges_on_d2(pair):
