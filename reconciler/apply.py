@@ -89,6 +89,7 @@ def to_write(action: Action) -> Write:
 
 def apply_plan(plan: Plan, store: StateStore, progress=None) -> ApplyResult:
     """Write the plan's actions; the caller holds the state lock."""
+    log.info("applying %d actions of %s", len(plan.actions), plan.env)
     with paused_gc():
         return _apply_actions(plan, store, progress)
 

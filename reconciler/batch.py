@@ -1,4 +1,4 @@
-"""The tab-separated batch format of COMuniq ONE (seed 000) for extensions.
+"""The tab-separated batch format of COMuniq ONE's extension import.
 
 One extension a line: number, name, PIN, area code, display name and an
 optional e-mail address. Lines that are empty or start with '#' are skipped.

@@ -106,7 +106,7 @@ def lookup(path: Path, key: bytes, env: Path, state_version: tuple[int, int]) ->
         return None
     if entry.get("fingerprint") != fingerprint(key, env, entry["template_dirs"], entry["env_vars"]):
         return None
-    log.debug("plan served from cache %s", path)
+    log.info("plan served from the cache (%s): nothing changed since the last plan", path)
     return entry["plan"]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .apply import ApplyResult, apply_plan, check_not_stale
 from .cache import cached_plan
-from .diagnostics import Diagnostic, ReconcilerError
+from .diagnostics import Diagnostic, ReconcilerError, plural
 from .export import dump_yaml
 from .export import export as export_manifests
 from .loader import load_environment
@@ -88,20 +88,39 @@ state_option = click.option(
     help="State URL: sqlite:///PATH or postgresql://USER@HOST/DB (env RECONCILER_STATE).")
 
 
-@click.group(cls=Main)
+EXIT_CODES = """\b
+Exit codes:
+  0  success (with --detailed-exitcode: no changes)
+  1  any error, invalid manifests, a rejected or refused plan, a cancelled apply
+  2  changes to apply (plan --detailed-exitcode only)"""
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"],
+                                         "max_content_width": 100},
+             epilog=EXIT_CODES + "\n\nDocumentation: docs/README.md in the repository.")
 @click.version_option(package_name="reconciler")
-@click.option("-v", "--verbose", is_flag=True, help="Log what reconciler does.")
-def main(verbose: bool) -> None:
-    """Declarative config-as-code for cloud-PBX provisioning."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+@click.option("-v", "--verbose", count=True,
+              help="Log each step on stderr (-vv: with debugging details).")
+def main(verbose: int) -> None:
+    """Declarative config-as-code for cloud-PBX provisioning.
+
+    Manifests (YAML) describe accounts, base packages, sites, tenants, users and
+    extensions; 'plan' shows what would change on the platform, 'apply' makes
+    exactly those changes. Run 'reconciler COMMAND -h' for a command's options.
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="reconciler: %(message)s", stream=sys.stderr)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES, short_help="Check manifests against the format and rules.")
 @click.argument("envs", nargs=-1, required=True, type=ENV_DIR)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def validate(envs: tuple[Path, ...], strict: bool) -> None:
-    """Check environments against the manifest format and rules."""
+    """Check environment directories ENVS against the manifest format and rules.
+
+    Needs no state and no secret values. Every problem is reported, as
+    'file:line: what is wrong — how to fix it'.
+    """
     failed = False
     for env in envs:
         _, diagnostics = validate_environment(env)
@@ -109,8 +128,8 @@ def validate(envs: tuple[Path, ...], strict: bool) -> None:
         bad = diagnostics.has_errors(strict)
         failed |= bad
         errors, warnings = len(diagnostics.errors), len(diagnostics.warnings)
-        click.echo(f"{plain(env)}: {'invalid' if bad else 'valid'} ({errors} errors, "
-                   f"{warnings} warnings)")
+        click.echo(f"{plain(env)}: {'invalid' if bad else 'valid'} "
+                   f"({plural(errors, 'error')}, {plural(warnings, 'warning')})")
     sys.exit(1 if failed else 0)
 
 
@@ -135,22 +154,35 @@ def _append_step_summary(markdown: str) -> None:
             handle.write(markdown + "\n")
 
 
-@main.command()
+MAX_DELETE_HELP = ("With --allow-delete: refuse a plan that deletes more than this percentage "
+                   "of a kind's resources in scope (kinds with 10 or more resources).")
+
+
+@main.command(epilog=EXIT_CODES, short_help="Show what apply would change.")
 @click.argument("envs", nargs=-1, required=True, type=ENV_DIR)
 @state_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan for 'reconciler apply FILE'.")
+              help="Save the plan to this file, for 'reconciler apply FILE'.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="github: workflow commands for inline annotations.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes, 1 error.")
-@click.option("--allow-delete", is_flag=True, help="Delete resources missing from the manifests.")
+              show_default=True, help="markdown: for a pull-request comment; json: the documented "
+              "plan format (schemas/plan.schema.json); github: text plus workflow commands that "
+              "annotate the diff.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--allow-delete", is_flag=True,
+              help="Delete resources in scope that the manifests no longer declare.")
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10.0,
-              show_default=True, help="Refuse to delete more than this share of a kind.")
+              show_default=True, help=MAX_DELETE_HELP)
 @click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
          max_delete_percent, force, strict) -> None:
-    """Show what apply would change."""
+    """Show what apply would change for environment directories ENVS.
+
+    Compares the manifests with the state (the accounts they declare and what
+    belongs to them) and lists creates, updates and deletes. Changes the platform
+    forbids reject the plan. Nothing is changed.
+    """
     if out and len(envs) != 1:
         raise ReconcilerError("--out saves the plan of one environment — run plan once per "
                               "environment")
@@ -197,26 +229,34 @@ def _outcome(result: Plan) -> str:
 def _overall_summary(outcomes: dict[str, str]) -> str:
     counts = {k: sum(1 for v in outcomes.values() if v == k) for k in ("changes", "no changes", "failed")}
     failed = [env for env, v in outcomes.items() if v == "failed"]
-    text = (f"Overall: {len(outcomes)} environments — {counts['changes']} with changes, "
+    text = (f"Overall: {plural(len(outcomes), 'environment')} — {counts['changes']} with changes, "
             f"{counts['no changes']} without, {counts['failed']} failed")
     return text + (f" ({', '.join(failed)})" if failed else "") + "."
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES, short_help="Apply a saved plan, or plan and apply environments.")
 @click.argument("targets", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
 @state_option
-@click.option("--auto-approve", is_flag=True, help="Apply environments without asking.")
+@click.option("--auto-approve", is_flag=True,
+              help="Apply environment directories without asking (CI).")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Seconds to wait for another apply to finish.")
-@click.option("--allow-delete", is_flag=True, help="Delete resources missing from the manifests.")
+              help="Seconds to wait for another apply to finish (0: fail at once).")
+@click.option("--allow-delete", is_flag=True,
+              help="Delete resources in scope that the manifests no longer declare.")
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10.0,
-              show_default=True)
+              show_default=True, help=MAX_DELETE_HELP)
 @click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_delete_percent,
           force, strict) -> None:
-    """Apply a saved plan FILE, or plan and apply environment directories."""
+    """Apply a saved plan FILE, or plan and apply environment directories.
+
+    A saved plan (from 'plan --out') is applied without asking: it was reviewed.
+    It is refused when applying it now would do anything else than it shows.
+    Given directories, apply plans them, shows the plan and asks for
+    confirmation on a terminal (--auto-approve to skip); answering no exits 1.
+    """
     saved = len(targets) == 1 and targets[0].is_file()
     if not saved and any(t.is_file() for t in targets):
         raise ReconcilerError("give either one saved plan file or environment directories")
@@ -241,10 +281,14 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
     sys.exit(1 if failed else 0)
 
 
-@main.command("render")
+@main.command("render", epilog=EXIT_CODES, short_help="Print manifests after templating.")
 @click.argument("env", type=ENV_DIR)
 def render_command(env: Path) -> None:
-    """Print the manifests after templating (secrets as references)."""
+    """Print the manifests of ENV after templates and overrides.
+
+    The output is YAML that validates and plans like ENV itself. Secrets are
+    printed as references, never as values.
+    """
     loaded = load_environment(env)
     documents = expand_templates(loaded.documents, loaded.diagnostics)
     if loaded.diagnostics.has_errors():
@@ -252,14 +296,18 @@ def render_command(env: Path) -> None:
     click.echo(dump_yaml(rendered_documents(documents)), nl=False)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES, short_help="Write manifests from the state.")
 @state_option
 @click.option("--account", help="Customer number: export its account family.")
 @click.option("--tenant", help="Tenant name: export it with what it needs.")
 @click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to write the manifests into.")
 def export(state_url, account, tenant, target) -> None:
-    """Write manifests from the current state (secrets left out: unmanaged)."""
+    """Write manifests from the current state into a directory.
+
+    A plan of the written files shows no change. Secrets are left out
+    (unmanaged: a plan never touches them).
+    """
     if (account is None) == (tenant is None):
         raise ReconcilerError("give exactly one of --account N or --tenant NAME")
     store = open_store(state_url)

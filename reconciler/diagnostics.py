@@ -124,3 +124,8 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """'1 error', '2 errors'; `many` for irregular plurals."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"

@@ -489,7 +489,38 @@ def load_environment(env: Path) -> LoadResult:
     for loaded in _load_files(files, env, env_shown):
         result.documents.extend(loaded.documents)
         result.diagnostics.extend(loaded.diagnostics)
+    _check_is_one_environment(result, files, env, env_shown)
+    log.info("%s: read %d documents from %d files", env_shown, len(result.documents), len(files))
     return result
+
+
+def _check_is_one_environment(result: LoadResult, files: list[Path], env: Path,
+                              env_shown: str) -> None:
+    """An empty directory, or a directory of environments, is not an environment.
+
+    Planning either would be wrong in a way that looks right: "no changes" for a
+    typo in the path, or several customers merged into one scope.
+    """
+    if not result.documents and not result.diagnostics.items:
+        result.diagnostics.error(
+            Source(env_shown), "no manifests here (no *.yaml or *.yml file with a document)",
+            "check the path: an environment is a directory of manifests")
+        return
+    if any(path.parent == env for path in files):
+        return  # manifests at the top: one environment, whatever lies below
+    homes = {doc.file.parent.relative_to(env) for doc in result.documents
+             if doc.kind in ("Account", "Use")}
+    roots = sorted(home for home in homes if not any(other in home.parents for other in homes))
+    if len(roots) >= 2:  # report this alone: the merged documents would only add noise
+        shown = [str(Path(env_shown) / root) for root in roots]
+        parents = {root.parent for root in roots}
+        example = (Path(env_shown) / next(iter(parents)) / "*") if len(parents) == 1 else shown[0]
+        result.documents.clear()
+        result.diagnostics = Diagnostics()
+        result.diagnostics.error(
+            Source(env_shown), f"this directory holds {len(roots)} environments: "
+            + ", ".join(shown),
+            f"pass each environment directory on its own, e.g. 'reconciler plan {example}'")
 
 
 def _load_files(files: list[Path], env: Path, env_shown: str) -> list[LoadResult]:

@@ -63,13 +63,14 @@ class Strict(BaseModel):
 class EnvSecret(Strict):
     """A secret read from an environment variable."""
 
-    env: EnvName
+    env: EnvName = Field(description="the variable's name")
 
 
 class FileSecret(Strict):
     """A secret read from a file inside the environment (path relative to the manifest)."""
 
-    file: Annotated[str, Field(min_length=1)]
+    file: Annotated[str, Field(min_length=1)] = Field(
+        description="the file's path, relative to the manifest; its content is the value")
 
 
 Secret = Annotated[
@@ -80,29 +81,40 @@ SECRET_FIELDS = frozenset(("pin", "password", "sip_password", "database"))
 
 
 class Account(Strict):
+    """A customer account (Hauptaccount), or a sub-account (Nebenaccount) of a main account."""
+
     kind: Literal["Account"]
-    customer_number: CustomerNumber
-    parent: CustomerNumber | None = None
-    name: Text
-    contact: Text | None = None
-    address: Text | None = None
-    collective_invoice: StrictBool = False
+    customer_number: CustomerNumber = Field(description="the platform's customer number")
+    parent: CustomerNumber | None = Field(
+        None, description="the main account's customer number: makes this a sub-account")
+    name: Text = Field(description="the customer's name, as on the invoice")
+    contact: Text | None = Field(None, description="the contact person")
+    address: Text | None = Field(None, description="postal address")
+    collective_invoice: StrictBool = Field(
+        False, description="a sub-account's charges go on its main account's invoice "
+        "(Sammelrechnung)")
 
 
 class BasePackage(Strict):
+    """A base package (Grundpaket): central resources that the sites booked on it share."""
+
     kind: Literal["BasePackage"]
-    id: Identifier
-    account: CustomerNumber
-    product: Literal["CompanyFlex"] = "CompanyFlex"
-    parallel_calls: Annotated[int, Field(ge=1, le=10_000)]
-    budgets: dict[Identifier, Annotated[int, Field(ge=0)]] = {}
-    flatrates: list[Identifier] = []
+    id: Identifier = Field(description="your name for the package, unique in the environment")
+    account: CustomerNumber = Field(description="the account that pays for it")
+    product: Literal["CompanyFlex"] = Field("CompanyFlex", description="the base product")
+    parallel_calls: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        description="simultaneous calls shared by the package's sites")
+    budgets: dict[Identifier, Annotated[int, Field(ge=0)]] = Field(
+        {}, description="monthly cost limits in whole euros, by name (e.g. national_eur: 200)")
+    flatrates: list[Identifier] = Field([], description="flat rates booked on the package")
 
 
 class NumberBlock(Strict):
-    prefix: PhonePrefix
-    from_: Digits = Field(alias="from")
-    to: Digits
+    """A block of phone numbers: `prefix` followed by every extension from `from` to `to`."""
+
+    prefix: PhonePrefix = Field(description="the number up to the block's extensions")
+    from_: Digits = Field(alias="from", description="the first extension of the block")
+    to: Digits = Field(description="the last extension of the block (at most 100,000 in all)")
 
     @model_validator(mode="after")
     def _ordered(self) -> NumberBlock:
@@ -117,32 +129,45 @@ class NumberBlock(Strict):
 
 
 class Site(Strict):
+    """A site product (Standortprodukt), booked onto exactly one base package."""
+
     kind: Literal["Site"]
-    id: Identifier
-    base_package: Identifier
-    usage: Literal["cloud_pbx", "sip_trunk"]
-    ip_lines: Annotated[int, Field(ge=0, le=1000)] = 0
-    number_blocks: list[NumberBlock] = []
+    id: Identifier = Field(description="your name for the site, unique in the environment")
+    base_package: Identifier = Field(description="the base package it is booked on (fixed)")
+    usage: Literal["cloud_pbx", "sip_trunk"] = Field(
+        description="used as Cloud PBX or as SIP trunk")
+    ip_lines: Annotated[int, Field(ge=0, le=1000)] = Field(0, description="IP lines at the site")
+    number_blocks: list[NumberBlock] = Field([], description="the site's phone numbers")
 
 
 class User(Strict):
-    email: Email
-    name: Text
-    role: Literal["admin", "user"] = "user"
-    password: Secret | None = None
+    """A person who logs in to the tenant; admins manage it."""
+
+    email: Email = Field(description="the login; unique in the tenant")
+    name: Text = Field(description="the person's name")
+    role: Literal["admin", "user"] = Field("user", description="admins manage the tenant")
+    password: Secret | None = Field(
+        None, description="admins: at least 12 characters, not used by another tenant; "
+        "left out: not managed")
 
 
 class Extension(Strict):
-    number: ExtensionNumber
-    name: Text
-    display_name: Text | None = None
-    email: Email | None = None
-    pin: Secret | None = None
-    area_code: AreaCode | None = None
-    product: Identifier | None = None
-    addons: list[Identifier] = []
-    start_date: datetime.date | None = None
-    reference: Text | None = None
+    """A user extension (Nebenstelle) of the tenant."""
+
+    number: ExtensionNumber = Field(
+        description="exactly `dial_plan` digits, or `auto` for the lowest free number "
+        "(kept once applied)")
+    name: Text = Field(description="the extension's name; identifies an `auto` extension")
+    display_name: Text | None = Field(None, description="the name shown on calls")
+    email: Email | None = Field(None, description="the user's e-mail address")
+    pin: Secret | None = Field(
+        None, description="4–8 digits; `0000` makes the user choose one at first login; "
+        "left out: not managed")
+    area_code: AreaCode | None = Field(None, description="the area code (Vorwahl) of the user")
+    product: Identifier | None = Field(None, description="the user product, e.g. light_user")
+    addons: list[Identifier] = Field([], description="add-ons, e.g. voicemail")
+    start_date: datetime.date | None = Field(None, description="when the extension starts")
+    reference: Text | None = Field(None, description="your order reference, on the invoice")
     sip_password: Secret | None = Field(
         None, description="the SIP login of the extension's phone; required under a Kamailio target")
     did: DirectDial | None = Field(
@@ -150,25 +175,33 @@ class Extension(Strict):
 
 
 class Tenant(Strict):
+    """A tenant (Mandant): one customer's telephone system with its users and extensions."""
+
     kind: Literal["Tenant"]
-    name: Identifier
-    account: CustomerNumber
-    type: Literal["STANDARD", "CUSTOM"] = "STANDARD"
-    version: Text = "BASIC"
-    master: Identifier | None = None
-    charset: Text | None = None
-    logo: Text | None = None
-    dial_plan: Annotated[int, Field(ge=2, le=5, description="the extension length, 2–5")]
-    sites: list[Identifier] = []
-    main_number: PhoneNumber | None = None
-    main_fax_number: PhoneNumber | None = None
+    name: Identifier = Field(description="the tenant's name on the platform")
+    account: CustomerNumber = Field(description="the customer account it belongs to (fixed)")
+    type: Literal["STANDARD", "CUSTOM"] = Field(
+        "STANDARD", description="fixed when created; STANDARD always uses UTF-8")
+    version: Text = Field("BASIC", description="the tenant version (edition)")
+    master: Identifier | None = Field(None, description="the master tenant above it (fixed)")
+    charset: Text | None = Field(None, description="CUSTOM tenants only; default UTF-8")
+    logo: Text | None = Field(
+        None, description="an image file in the environment, relative to this manifest")
+    dial_plan: Annotated[int, Field(ge=2, le=5)] = Field(
+        description="the length of every extension number; can never be switched")
+    sites: list[Identifier] = Field([], description="the sites whose numbers the tenant uses")
+    main_number: PhoneNumber | None = Field(
+        None, description="in a block of the tenant's sites, usually the block's -0")
+    main_fax_number: PhoneNumber | None = Field(
+        None, description="in a block of the tenant's sites")
     main_extension: MainExtension | None = Field(
         None, description="the extension the main number rings; default: the lowest")
     sip_domain: Annotated[SipDomain, Field(max_length=64)] | None = Field(
         None, description="the tenant's SIP domain; required when a Kamailio target serves it")
-    users: list[User] = []
-    extensions: list[Extension] = []
-    extensions_from: list[Text] = []
+    users: list[User] = Field([], description="people who log in; at least one admin")
+    extensions: list[Extension] = Field([], description="the tenant's extensions")
+    extensions_from: list[Text] = Field(
+        [], description="TSV batch files with more extensions, relative to this manifest")
 
     @property
     def effective_charset(self) -> str:

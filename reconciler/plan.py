@@ -83,8 +83,12 @@ def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
 
 def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     manifests, diagnostics = validate_environment(env, need_secrets=True)
+    log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
+             len(diagnostics.errors), len(diagnostics.warnings),
+             ", ".join(sorted(manifests.accounts)) or "none")
     scope = set(manifests.accounts)
     snapshot = store.snapshot(scope)
+    log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
     plan = Plan(display_path(env), snapshot.serial, sorted(scope))
     desired = desired_resources(manifests, existing_extensions(snapshot))
     _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
@@ -103,6 +107,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     _check_forbidden(plan, plan.actions, desired, store)
     _plan_deletes(plan, result, snapshot, options)
     plan.actions.sort(key=Action.sort_key)
+    log.info("planned %d actions, %d unchanged", len(plan.actions), plan.unchanged)
     return plan
 
 
@@ -197,6 +202,11 @@ def _short(resource: Resource, field_name: str) -> str | None:
     return where.short if where else None
 
 
+# The --max-delete-percent limit applies to kinds with at least this many resources in
+# scope (as octoDNS does): deleting 1 of 3 sites is a third, yet no mass deletion.
+DELETE_LIMIT_FROM = 10
+
+
 def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOptions) -> None:
     if not result.orphans:
         return
@@ -214,7 +224,7 @@ def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOpt
     for orphan in result.orphans:
         deletes[orphan.kind] = deletes.get(orphan.kind, 0) + 1
     for kind in KIND_SPECS:
-        if kind not in deletes:
+        if kind not in deletes or totals[kind] < DELETE_LIMIT_FROM:
             continue
         share = 100.0 * deletes[kind] / totals[kind]
         if share > options.max_delete_percent:

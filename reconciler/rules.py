@@ -26,6 +26,8 @@ def check_rules(manifests: Manifests, diagnostics: Diagnostics) -> None:
 
 
 def check_accounts(m: Manifests, d: Diagnostics) -> None:
+    """An account's `parent` is another declared account, and a main account: a sub-account
+    cannot have sub-accounts, and no account is its own parent."""
     for number, entry in m.accounts.items():
         parent = entry.model.parent
         if parent is None:
@@ -43,6 +45,7 @@ def check_accounts(m: Manifests, d: Diagnostics) -> None:
 
 
 def check_packages_and_sites(m: Manifests, d: Diagnostics) -> None:
+    """A base package's `account` and a site's `base_package` are declared in the environment."""
     for package_id, entry in m.packages.items():
         if entry.model.account not in m.accounts:
             d.error(entry.at("account"),
@@ -56,7 +59,7 @@ def check_packages_and_sites(m: Manifests, d: Diagnostics) -> None:
 
 
 def check_number_blocks(m: Manifests, d: Diagnostics) -> None:
-    """Blocks never overlap, within a site or across sites (compared as intervals)."""
+    """Number blocks never overlap, within a site or across sites."""
     held = []
     for order, (site_id, entry) in enumerate(m.sites.items()):
         for index, block in enumerate(entry.model.number_blocks):
@@ -79,6 +82,10 @@ def check_number_blocks(m: Manifests, d: Diagnostics) -> None:
 
 
 def check_tenants(m: Manifests, d: Diagnostics) -> None:
+    """A tenant's `account` and `sites` are declared; each site's base package belongs to the
+    tenant's account or its main account; a STANDARD tenant's charset is UTF-8; the `logo` is a
+    file inside the environment; `main_number` and `main_fax_number` lie in a number block of
+    the tenant's sites (a main number other than the block's `-0` is a warning)."""
     for name, entry in m.tenants.items():
         tenant = entry.model
         if tenant.account not in m.accounts:
@@ -143,6 +150,7 @@ def _check_main_numbers(m: Manifests, entry: TenantEntry, d: Diagnostics) -> Non
 
 
 def check_masters(m: Manifests, d: Diagnostics) -> None:
+    """A tenant's `master` is a declared tenant, and masters form no cycle."""
     for name, entry in m.tenants.items():
         master = entry.model.master
         if master is not None and master not in m.tenants:
@@ -163,6 +171,10 @@ def check_masters(m: Manifests, d: Diagnostics) -> None:
 
 
 def check_extensions(m: Manifests, d: Diagnostics) -> None:
+    """Extension numbers have exactly `dial_plan` digits and are unique in their tenant (YAML and
+    batch files together); auto extensions have unique names; PINs (also those behind
+    `{env: …}`/`{file: …}`) are 4–8 digits; a plain-text PIN other than `0000` is a warning
+    (an error under `--strict`)."""
     for name, entry in m.tenants.items():
         length = entry.model.dial_plan
         seen: dict[str, ExtensionEntry] = {}  # sources are located only for errors
@@ -246,6 +258,9 @@ def _check_pin(ext, d: Diagnostics) -> None:
 
 
 def check_users(m: Manifests, d: Diagnostics) -> None:
+    """Every tenant has an administrator (more than 3 is a warning); a user is listed once per
+    tenant; an admin's password has at least 12 characters, no trivial pattern, and is not used by
+    another tenant's admin; a plain-text password is a warning (an error under `--strict`)."""
     owners: dict[str, tuple[str, Source]] = {}  # admin password → (tenant, where)
     for name, entry in m.tenants.items():
         users = entry.model.users

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Result, run_cli
+from reconciler.diagnostics import plural
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expected.txt").is_file())
@@ -133,6 +134,6 @@ def test_bad_input(case):
     for secret in expected.absent:
         assert secret not in text, f"'{secret}' must not be shown:\n{text}"
     if expected.errors is not None:
-        assert f"({expected.errors} errors," in text, text
+        assert f"({plural(expected.errors, 'error')}," in text, text
     if expected.max_seconds is not None:
         assert found.seconds < expected.max_seconds, f"took {found.seconds:.2f} s"

@@ -67,15 +67,20 @@ def test_deletes_above_the_threshold_are_refused_without_force(make_env, tmp_pat
         "create": 0, "update": 0, "delete": 0, "unchanged": 32}
 
 
-def test_user_delete_threshold_is_per_kind(make_env):
+def test_delete_limit_applies_from_ten_resources_of_a_kind(make_env):
+    """1 of 7 users is 14 % yet no mass deletion: the limit counts from 10 resources (octoDNS)."""
     env = make_env(MWS, applied=True)
     remove_user(env.file(HEAD), "maxi.mustermensch@mustermensch.example")
-    refused = env.plan("--allow-delete")
-    assert refused.returncode == 1
-    assert "deleting 1 of 7 user resources in scope (14.29%)" in refused.stdout
-    allowed = env.plan_json("--allow-delete", "--force")
+    allowed = env.plan_json("--allow-delete", expect=(0,))
     assert [(a["action"], a["kind"], a["id"]) for a in allowed["actions"]] == [
         ("delete", "user", "mustermensch/maxi.mustermensch@mustermensch.example")]
+    assert not allowed.get("refusals")
+    remove_extension(env.file(HEAD), "120")
+    remove_extension(env.file(HEAD), "130")  # 2 of 16 extensions: over the limit
+    refused = env.plan("--allow-delete")
+    assert refused.returncode == 1, refused.output
+    assert "deleting 2 of 16 extension resources" in refused.stdout
+    assert "user resources" not in refused.stdout
 
 
 def test_removed_tenant_is_deleted_children_first(make_env):

@@ -51,3 +51,11 @@ def test_json_plan_validates_against_plan_schema(sqlite_url):
     result = run_cli("plan", EXAMPLES / "partner-hosted", "--state", sqlite_url, "--format", "json")
     assert result.returncode == 0, result.output
     jsonschema.validate(json.loads(result.stdout), schema)
+
+
+def test_committed_reference_is_up_to_date():
+    from reconciler.docs import REFERENCE
+    from reconciler.docs import generate as generate_reference
+
+    assert REFERENCE.read_text(encoding="utf-8") == generate_reference(), (
+        "docs/reference.md is out of date: run 'python -m reconciler.docs'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..diagnostics import plural
 from ..diff import FieldChange
 from ..plan import Plan
 from . import SYMBOLS, change_text
@@ -43,7 +44,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
     for item in plan.warnings:
         lines.append(style("Warning: ", fg="yellow") + plain(item).replace("warning: ", "", 1))
     if plan.left_alone:
-        kept = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.left_alone.items()))
+        kept = ", ".join(plural(n, kind) for kind, n in sorted(plan.left_alone.items()))
         lines.append(plain(f"Not in the manifests, left alone: {kept}")
                      + " (pass --allow-delete to delete)")
     lines.append(summary_line(plan))
@@ -52,13 +53,14 @@ def render_text(plan: Plan, color: bool = False) -> str:
 
 def summary_line(plan: Plan) -> str:
     if plan.errors:
-        forbidden = f", {len(plan.forbidden)} forbidden changes" if plan.forbidden else ""
-        return f"Plan failed: {len(plan.errors)} errors{forbidden}. Nothing can be applied."
+        forbidden = f", {plural(len(plan.forbidden), 'forbidden change')}" if plan.forbidden else ""
+        return f"Plan failed: {plural(len(plan.errors), 'error')}{forbidden}. Nothing can be applied."
     if plan.rejected:
         n = len(plan.forbidden) + len(plan.refusals)
-        return f"Plan rejected: {n} forbidden or refused changes. Nothing can be applied."
+        return (f"Plan rejected: {plural(n, 'forbidden or refused change')}. "
+                "Nothing can be applied.")
     s = plan.summary
     if not plan.actions:
-        return f"No changes. {s['unchanged']} resources up to date."
+        return f"No changes. {plural(s['unchanged'], 'resource')} up to date."
     return (f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
             f"{s['unchanged']} unchanged.")

@@ -106,6 +106,7 @@ def mask_url(url: str) -> str:
 def open_store(url: str) -> SQLStore:
     """A store for a state URL (sqlite:///… or postgresql://…)."""
     shown = mask_url(url)
+    log.info("state: %s", shown)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
