@@ -204,7 +204,8 @@ def _example(kind: str) -> str | None:
     return f"From `{where}`:\n\n```yaml\n{body}\n```"
 
 
-def _kind_section(kind: str, model: type[BaseModel], schema: dict, schema_file: str) -> list[str]:
+def _kind_section(kind: str, model: type[BaseModel], schema: dict, schema_file: str,
+                  described: set[str]) -> list[str]:
     types = _Types(schema.get("$defs", {}))
     out = [f"## {kind}", ""]
     if _doc(model):
@@ -213,6 +214,9 @@ def _kind_section(kind: str, model: type[BaseModel], schema: dict, schema_file: 
             f"Schema: [`schemas/{schema_file}`](../schemas/{schema_file}).", ""]
     out += _field_rows(model, schema, types) + [""]
     for name in types.nested:  # nested objects, in the order the fields mention them
+        if name in described:  # described under an earlier kind: the link leads there
+            continue
+        described.add(name)
         nested_model = _model_by_name(name)
         node = schema["$defs"][name]
         out += [f"### {name}", ""]
@@ -256,6 +260,7 @@ def _formats_section() -> list[str]:
 def generate() -> str:
     schemas = generate_schemas()
     kinds = list(KINDS.items())
+    described: set[str] = set()
     out = [HEADER, "## Kinds", ""]
     out += [f"- [{kind}](#{_anchor(kind)})" + (f" — {_doc(model).splitlines()[0]}"
                                                if _doc(model) else "") for kind, model in kinds]
@@ -263,7 +268,7 @@ def generate() -> str:
     for kind, model in kinds:
         schema_file = next(name for name in schemas
                            if schemas[name].get("title") == model.__name__)
-        out += _kind_section(kind, model, schemas[schema_file], schema_file)
+        out += _kind_section(kind, model, schemas[schema_file], schema_file, described)
     out += _rules_section()
     out += _formats_section()
     return "\n".join(out).rstrip("\n") + "\n"
