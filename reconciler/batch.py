@@ -64,7 +64,8 @@ def _unanchored(pattern: str) -> str:
     return pattern.removeprefix("^").removesuffix("$")
 
 
-def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics) -> list[BatchRow]:
+def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics,
+                tenant: str = "") -> list[BatchRow]:
     """Extensions of a batch file; bad rows become diagnostics and are skipped."""
     text = read_text(path, shown, diagnostics)
     if text is None:
@@ -81,13 +82,14 @@ def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics
         if match:
             rows.append(BatchRow(BatchExtension(*match.groups()), Source(shown, line_number)))
             continue
-        row = _parse_row(line, Source(shown, line_number), dial_plan, diagnostics)
+        row = _parse_row(line, Source(shown, line_number), dial_plan, diagnostics, tenant)
         if row is not None:
             rows.append(row)
     return rows
 
 
-def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostics):
+def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostics,
+               tenant: str):
     fields = line.split("\t")
     if len(fields) not in (5, 6):
         diagnostics.error(
@@ -105,7 +107,11 @@ def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostic
         if problem:
             ok = False
             at = Source(where.file, where.line, starts[index] + 1)
-            diagnostics.error(at, f"column {index + 1} ({column}): {problem[0]}", problem[1])
+            # A number of the wrong length may only follow from a dial-plan change.
+            follow_on = ({"rule": "extension.dial-plan", "subject": ("tenant", tenant)}
+                         if column == "number" and value.isdigit() else {})
+            diagnostics.error(at, f"column {index + 1} ({column}): {problem[0]}", problem[1],
+                              **follow_on)
     if not ok:
         return None
     number, name, pin, area_code, display_name = fields[:5]

@@ -23,7 +23,7 @@ from .planfile import plan_from_dict, plan_to_dict, read_saved_plan, write_saved
 from .render.escape import github_log, plain, stop_commands
 from .render.github import render_github
 from .render.jsonout import render_json
-from .render.markdown import render_markdown
+from .render.markdown import EnvironmentResult, render_comment
 from .render.text import render_text
 from .state.base import LockTimeout
 from .state.sql import open_store, short_reason
@@ -84,8 +84,23 @@ def print_diagnostics(diagnostics: list[Diagnostic], strict: bool = False) -> No
 
 
 state_option = click.option(
-    "--state", "state_url", envvar="RECONCILER_STATE", default=DEFAULT_STATE, show_default=True,
-    help="State URL: sqlite:///PATH or postgresql://USER@HOST/DB (env RECONCILER_STATE).")
+    "--state", "state_url", envvar="RECONCILER_STATE",
+    help=f"State URL: sqlite:///PATH or postgresql://USER@HOST/DB (env RECONCILER_STATE; "
+         f"default {DEFAULT_STATE}, except in CI).")
+
+
+def require_state(state_url: str | None) -> str:
+    """The state URL; in CI (env CI set) one must be given: an unset secret (fork and
+    Dependabot pull requests, protected variables) must not plan against an empty state."""
+    if state_url:
+        return state_url
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        raise ReconcilerError(
+            "no state configured, and CI is set — set RECONCILER_STATE (a CI secret or "
+            "variable, e.g. postgresql://USER@HOST/DB) or pass --state; if the secret exists, "
+            "this job cannot read it (fork or Dependabot pull request, protected variable). "
+            f"To use a local state in CI on purpose, pass --state {DEFAULT_STATE}")
+    return DEFAULT_STATE
 
 
 EXIT_CODES = """\b
@@ -133,18 +148,7 @@ def validate(envs: tuple[Path, ...], strict: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
-RENDERERS = {"markdown": render_markdown, "json": render_json}
 FORMATS = ["text", "markdown", "json", "github"]
-
-
-def render(plan: Plan, output_format: str) -> str:
-    if output_format == "text":
-        return render_text(plan, color=sys.stdout.isatty())
-    if output_format == "github":
-        _append_step_summary(render_markdown(plan))
-        text = "".join(github_log(line) + "\n" for line in render_text(plan).splitlines())
-        return stop_commands(text) + render_github(plan)
-    return RENDERERS[output_format](plan)
 
 
 def _append_step_summary(markdown: str) -> None:
@@ -164,19 +168,24 @@ MAX_DELETE_HELP = ("With --allow-delete: refuse a plan that deletes more than th
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to this file, for 'reconciler apply FILE'.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="markdown: for a pull-request comment; json: the documented "
-              "plan format (schemas/plan.schema.json); github: text plus workflow commands that "
-              "annotate the diff.")
+              show_default=True, help="markdown: one pull-request comment for all ENVS (within "
+              "GitHub's 65,536 characters); json: the documented plan format "
+              "(schemas/plan.schema.json); github: text plus workflow commands that annotate "
+              "the diff, and the markdown in the job summary.")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+              help="Exit 0 when there is nothing to apply (resources left alone included), "
+                   "2 when there are changes, 1 on error.")
 @click.option("--allow-delete", is_flag=True,
               help="Delete resources in scope that the manifests no longer declare.")
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10.0,
               show_default=True, help=MAX_DELETE_HELP)
 @click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--full-plan-url", envvar="RECONCILER_FULL_PLAN_URL",
+              help="Where the full plan is (e.g. the CI run's artifacts): linked from a "
+                   "markdown comment that had to be shortened.")
 def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
-         max_delete_percent, force, strict) -> None:
+         max_delete_percent, force, strict, full_plan_url) -> None:
     """Show what apply would change for environment directories ENVS.
 
     Compares the manifests with the state (the accounts they declare and what
@@ -187,9 +196,8 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
         raise ReconcilerError("--out saves the plan of one environment — run plan once per "
                               "environment")
     options = PlanOptions(allow_delete, max_delete_percent, force, strict)
-    store = open_store(state_url)
-    outcomes: dict[str, str] = {}
-    json_plans = []
+    store = open_store(require_state(state_url))
+    results: list[EnvironmentResult] = []
     for env in envs:
         try:
             if out:  # a saved plan carries new secret hashes: always computed afresh
@@ -198,26 +206,52 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
                 result = cached_plan(env, store, options, build_plan, plan_from_dict, plan_to_dict)
         except ReconcilerError as exc:  # this environment fails; the others are still planned
             print_diagnostics(exc.diagnostics)
-            outcomes[str(env)] = "failed"
+            results.append(EnvironmentResult(str(env), failure=exc.diagnostics))
             continue
-        if output_format == "json" and len(envs) > 1:
-            json_plans.append(json.loads(render_json(result)))
-        else:
-            click.echo(render(result, output_format), nl=False)
-        outcomes[str(env)] = _outcome(result)
-        if out and result.rejected and out.exists():
-            out.unlink()  # never leave an older, applicable plan behind a rejected one
-            click.echo(f"Removed the earlier plan {plain(out)}: this plan was rejected.", err=True)
-        elif out:
-            write_saved_plan(result, out, store.signing_key())
-            click.echo(f"Saved the plan to {plain(out)}; apply it with 'reconciler apply {plain(out)}'.",
-                       err=True)
-    if json_plans:
-        click.echo(json.dumps(json_plans, indent=2, ensure_ascii=False))
+        results.append(EnvironmentResult(str(env), result))
+        if output_format == "text":
+            click.echo(render_text(result, color=sys.stdout.isatty()), nl=False)
+        elif output_format == "github":  # the runner must not run commands from user text
+            text = "".join(github_log(line) + "\n" for line in render_text(result).splitlines())
+            click.echo(stop_commands(text), nl=False)
+        if out:
+            _save(result, out, store)
+    _print_collected(results, output_format, full_plan_url)
+    outcomes = {r.env: _outcome(r.plan) if r.plan else "failed" for r in results}
     if len(envs) > 1:
-        click.echo(_overall_summary(outcomes), err=output_format == "json")
+        click.echo(_overall_summary(outcomes), err=output_format in ("json", "markdown"))
     worst = 1 if "failed" in outcomes.values() else (2 if "changes" in outcomes.values() else 0)
     sys.exit(worst if (detailed_exitcode or worst == 1) else 0)
+
+
+def _print_collected(results: list[EnvironmentResult], output_format: str,
+                     full_plan_url: str | None) -> None:
+    """The outputs that cover every environment at once: one comment, one JSON, one set of
+    annotations (GitHub counts them per step)."""
+    plans = [r.plan for r in results if r.plan]
+    if output_format == "markdown":
+        click.echo(render_comment(results, full_plan_url), nl=False)
+    elif output_format == "json" and len(results) == 1 and plans:
+        click.echo(render_json(plans[0]), nl=False)
+    elif output_format == "json" and plans:
+        click.echo(json.dumps([json.loads(render_json(p)) for p in plans], indent=2,
+                              ensure_ascii=False))
+    elif output_format == "github":
+        _append_step_summary(render_comment(results, full_plan_url))
+        click.echo(render_github(plans), nl=False)
+
+
+def _save(result: Plan, out: Path, store) -> None:
+    """Save a plan with changes; a rejected or no-op plan leaves no plan file behind."""
+    if (result.rejected or not result.has_changes) and out.exists():
+        out.unlink()  # never leave an older, applicable plan behind
+        click.echo(f"Removed the earlier plan {plain(out)}.", err=True)
+    if not result.rejected and not result.has_changes:
+        click.echo(f"Nothing to apply: no plan saved to {plain(out)}.", err=True)
+        return
+    write_saved_plan(result, out, store.signing_key())  # refuses a rejected plan, saying why
+    click.echo(f"Saved the plan to {plain(out)}; apply it with 'reconciler apply {plain(out)}'.",
+               err=True)
 
 
 def _outcome(result: Plan) -> str:
@@ -260,7 +294,7 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
     saved = len(targets) == 1 and targets[0].is_file()
     if not saved and any(t.is_file() for t in targets):
         raise ReconcilerError("give either one saved plan file or environment directories")
-    store = open_store(state_url)
+    store = open_store(require_state(state_url))
     with store.lock(lock_timeout):
         if saved:
             plans = [read_saved_plan(targets[0], store.signing_key())]
@@ -269,7 +303,7 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
             options = PlanOptions(allow_delete, max_delete_percent, force, strict)
             plans = [build_plan(env, store, options) for env in targets]
             for item in plans:
-                click.echo(render(item, "text"), nl=False)
+                click.echo(render_text(item, color=sys.stdout.isatty()), nl=False)
             if any(item.rejected for item in plans):
                 sys.exit(1)
             if not any(item.has_changes for item in plans):
@@ -310,7 +344,7 @@ def export(state_url, account, tenant, target) -> None:
     """
     if (account is None) == (tenant is None):
         raise ReconcilerError("give exactly one of --account N or --tenant NAME")
-    store = open_store(state_url)
+    store = open_store(require_state(state_url))
     files = export_manifests(store, target, account=account, tenant=tenant)
     for path in files:
         click.echo(f"wrote {plain(path)}")

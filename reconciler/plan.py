@@ -10,7 +10,7 @@ neither saved nor applied.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .diagnostics import Diagnostic, Diagnostics, display_path
@@ -44,6 +44,18 @@ class ForbiddenChange:
     reason: str
     instead: str
     source: str | None
+    # Errors that only follow from this change (a new dial plan makes every
+    # extension "too short"): shown under it, not as separate problems.
+    follow_ons: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeftAlone:
+    """A resource in the state and in scope that the manifests no longer declare."""
+
+    kind: str
+    id: str
+    scope: str
 
 
 @dataclass
@@ -57,7 +69,7 @@ class Plan:
     errors: list[Diagnostic] = field(default_factory=list)
     forbidden: list[ForbiddenChange] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # delete-safety messages
-    left_alone: dict[str, int] = field(default_factory=dict)  # kind → orphans kept
+    left_alone: list[LeftAlone] = field(default_factory=list)  # orphans kept (no --allow-delete)
 
     @property
     def rejected(self) -> bool:
@@ -73,7 +85,8 @@ class Plan:
     @property
     def summary(self) -> dict[str, int]:
         return {"create": self.count("create"), "update": self.count("update"),
-                "delete": self.count("delete"), "unchanged": self.unchanged}
+                "delete": self.count("delete"), "unchanged": self.unchanged,
+                "left_alone": len(self.left_alone)}
 
 
 def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
@@ -100,6 +113,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
         guarded = {key: r for key, r in desired.items() if KIND_SPECS[key[0]].forbidden
                    or key[0] == "account"}
         _check_forbidden(plan, diff(guarded, snapshot.resources).actions, desired, store)
+        _group_follow_ons(plan)
         return plan
     result = diff(desired, snapshot.resources)
     plan.unchanged = result.unchanged
@@ -197,6 +211,20 @@ def _check_forbidden(plan: Plan, actions: list[Action], desired: dict[Key, Resou
                 "move its sub-accounts to another main account first", _short(resource, "parent")))
 
 
+def _group_follow_ons(plan: Plan) -> None:
+    """Move the errors a forbidden change causes under it, so the root cause comes first."""
+    for index, change in enumerate(plan.forbidden):
+        rule = KIND_SPECS[change.kind].forbidden.get(change.field)
+        if rule is None or not rule.follow_on_rules:
+            continue
+        subject = (change.kind, change.id)
+        follow_ons = tuple(d for d in plan.errors
+                           if d.rule in rule.follow_on_rules and d.subject == subject)
+        if follow_ons:
+            plan.errors = [d for d in plan.errors if d not in follow_ons]
+            plan.forbidden[index] = replace(change, follow_ons=follow_ons)
+
+
 def _short(resource: Resource, field_name: str) -> str | None:
     where = resource.source(field_name)
     return where.short if where else None
@@ -211,8 +239,9 @@ def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOpt
     if not result.orphans:
         return
     if not options.allow_delete:
-        for orphan in result.orphans:
-            plan.left_alone[orphan.kind] = plan.left_alone.get(orphan.kind, 0) + 1
+        plan.left_alone = sorted(
+            (LeftAlone(o.kind, o.id, o.scope) for o in result.orphans),
+            key=lambda o: (o.scope, KIND_SPECS[o.kind].order, o.id))
         return
     plan.actions.extend(_delete_action(orphan, snapshot) for orphan in result.orphans)
     if options.force:

@@ -16,7 +16,8 @@ from typing import Any
 
 from .diagnostics import Diagnostic, ReconcilerError, Severity, Source
 from .diff import Action, FieldChange
-from .plan import FORMAT_VERSION, ForbiddenChange, Plan
+from .plan import FORMAT_VERSION, ForbiddenChange, LeftAlone, Plan
+from .risk import plan_risks
 
 
 def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
@@ -27,10 +28,11 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
         "scope": plan.scope,
         "rejected": plan.rejected,
         "summary": plan.summary,
-        "actions": [_action_to_dict(action, saved) for action in plan.actions],
+        "actions": [_action_to_dict(action, saved, risks)
+                    for action, risks in zip(plan.actions, plan_risks(plan.actions))],
         "warnings": [_diagnostic_to_dict(d) for d in plan.warnings],
         "errors": [_diagnostic_to_dict(d) for d in plan.errors],
-        "left_alone": plan.left_alone,
+        "left_alone": [{"kind": o.kind, "id": o.id, "scope": o.scope} for o in plan.left_alone],
     }
     if plan.forbidden:
         data["forbidden"] = [_forbidden_to_dict(f) for f in plan.forbidden]
@@ -39,12 +41,14 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
     return data
 
 
-def _action_to_dict(action: Action, saved: bool) -> dict[str, Any]:
+def _action_to_dict(action: Action, saved: bool, risks: tuple[str, ...]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "action": action.action, "kind": action.kind, "id": action.id, "scope": action.scope,
         "source": action.source,
         "changes": {name: _change_to_dict(change) for name, change in action.changes.items()},
     }
+    if risks:
+        data["risks"] = list(risks)
     if saved:
         data["record"] = action.attrs
         data["secret_hashes"] = action.secret_hashes
@@ -65,8 +69,11 @@ def _diagnostic_to_dict(d: Diagnostic) -> dict[str, Any]:
 
 
 def _forbidden_to_dict(f: ForbiddenChange) -> dict[str, Any]:
-    return {"kind": f.kind, "id": f.id, "field": f.field, "before": f.before, "after": f.after,
+    data = {"kind": f.kind, "id": f.id, "field": f.field, "before": f.before, "after": f.after,
             "reason": f.reason, "instead": f.instead, "source": f.source}
+    if f.follow_ons:
+        data["follow_ons"] = [_diagnostic_to_dict(d) for d in f.follow_ons]
+    return data
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -115,10 +122,10 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     """The Plan of a plan JSON document (the inverse of `plan_to_dict`)."""
     plan = Plan(data["environment"], data["state_serial"], data["scope"])
     plan.unchanged = data["summary"]["unchanged"]
-    plan.left_alone = data.get("left_alone", {})
+    plan.left_alone = [LeftAlone(**o) for o in data.get("left_alone", [])]
     plan.warnings = [_diagnostic_from_dict(d, Severity.WARNING) for d in data.get("warnings", [])]
     plan.errors = [_diagnostic_from_dict(d, Severity.ERROR) for d in data.get("errors", [])]
-    plan.forbidden = [ForbiddenChange(**f) for f in data.get("forbidden", [])]
+    plan.forbidden = [_forbidden_from_dict(f) for f in data.get("forbidden", [])]
     plan.refusals = list(data.get("refusals", []))
     for item in data["actions"]:
         changes = {name: FieldChange(c["before"], c["after"], c.get("drift", False),
@@ -128,6 +135,12 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
                                    item["source"], changes, item.get("record"),
                                    item.get("secret_hashes", {}), item.get("rank", 0)))
     return plan
+
+
+def _forbidden_from_dict(data: dict[str, Any]) -> ForbiddenChange:
+    follow_ons = tuple(_diagnostic_from_dict(d, Severity.ERROR) for d in data.get("follow_ons", []))
+    return ForbiddenChange(**{k: v for k, v in data.items() if k != "follow_ons"},
+                           follow_ons=follow_ons)
 
 
 _SOURCE = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<column>\d+))?(?: \((?P<via>.*)\))?$")

@@ -24,6 +24,8 @@ Key = tuple[str, str]
 class Forbidden:
     reason: str
     instead: str
+    # Rules (Diagnostic.rule) whose errors on the same object only follow from this change.
+    follow_on_rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,8 @@ KIND_SPECS: dict[str, KindSpec] = {
         KindSpec("tenant", "Tenant", 3, {
             "dial_plan": Forbidden(
                 "the platform cannot switch a tenant's dial plan",
-                "create a new tenant with the new dial plan and move the extensions"),
+                "create a new tenant with the new dial plan and move the extensions",
+                ("extension.dial-plan",)),
             "type": Forbidden("a tenant's type is fixed when it is created",
                               "create a new tenant of the other type"),
             "master": Forbidden("a tenant cannot be moved to another master tenant",

@@ -187,7 +187,8 @@ def check_extensions(m: Manifests, d: Diagnostics) -> None:
                 if len(number) != length:
                     d.error(ext.source, f"extension {number} has {len(number)} digits, "
                             f"but tenant '{name}' has a {length}-digit dial plan",
-                            f"use a {length}-digit number (the dial plan can never be switched)")
+                            f"use a {length}-digit number (the dial plan can never be switched)",
+                            rule="extension.dial-plan", subject=("tenant", name))
                 elif number in seen:
                     d.error(ext.source, f"extension {number} is used twice in tenant '{name}' "
                             f"(first at {seen[number].source.short})",

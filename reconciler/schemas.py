@@ -40,6 +40,8 @@ class PlanAction(_Open):
     record: dict[str, Any] | None = Field(None, description="saved plans only: what apply writes")
     secret_hashes: dict[str, str] | None = Field(None, description="saved plans only")
     rank: int | None = Field(None, description="saved plans only")
+    risks: list[Literal["delete", "admin", "drift-revert", "secret"]] | None = Field(
+        None, description="what a reviewer should look at twice; absent when none")
 
 
 class PlanSummary(_Open):
@@ -47,6 +49,13 @@ class PlanSummary(_Open):
     update: int
     delete: int
     unchanged: int
+    left_alone: int = Field(description="resources not in the manifests, kept (no --allow-delete)")
+
+
+class PlanLeftAlone(_Open):
+    kind: str
+    id: str
+    scope: str = Field(description="customer number of the account it belongs to")
 
 
 class PlanMessage(_Open):
@@ -64,6 +73,8 @@ class PlanForbidden(_Open):
     reason: str
     instead: str
     source: str | None
+    follow_ons: list[PlanMessage] | None = Field(
+        None, description="errors that only follow from this change, moved here from errors")
 
 
 class PlanDocument(_Open):
@@ -78,7 +89,8 @@ class PlanDocument(_Open):
     actions: list[PlanAction] = Field(description="in execution order")
     warnings: list[PlanMessage]
     errors: list[PlanMessage]
-    left_alone: dict[str, int] = Field(description="resources not in the manifests, by kind")
+    left_alone: list[PlanLeftAlone] = Field(
+        description="resources in scope that the manifests no longer declare, left alone")
     forbidden: list[PlanForbidden] | None = None
     refusals: list[str] | None = None
     checksum: str | None = Field(None, description="saved plans only: HMAC-SHA256")

@@ -101,7 +101,8 @@ def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_sec
             diagnostics.error(where, f"batch file '{relative}' does not exist",
                               "fix the path (relative to this manifest) or create the file")
         else:
-            for row in parse_batch(path, doc.show(path), tenant.dial_plan, diagnostics):
+            for row in parse_batch(path, doc.show(path), tenant.dial_plan, diagnostics,
+                                   tenant.name):
                 pin = SecretValue(row.extension.pin, f"batch {row.source.short}")
                 entry.extensions.append(ExtensionEntry(row.extension, pin, row=row.source))
 

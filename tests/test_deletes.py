@@ -12,7 +12,9 @@ HEAD = "tenant-mustermensch.yaml"
 
 
 def _delete_lines(stdout: str) -> list[str]:
-    return [line.strip() for line in stdout.splitlines() if line.startswith("  - ")]
+    """The delete lines of a text plan, without their risk marks."""
+    return [line.strip().removesuffix("  [delete]") for line in stdout.splitlines()
+            if line.startswith("  - ")]
 
 
 def test_removed_extension_is_left_alone_without_allow_delete(make_env):
@@ -23,10 +25,14 @@ def test_removed_extension_is_left_alone_without_allow_delete(make_env):
     assert "Not in the manifests, left alone: 1 extension (pass --allow-delete" in result.stdout
     assert not _delete_lines(result.stdout)
     data = env.plan_json()
-    assert data["summary"]["delete"] == 0 and data["left_alone"] == {"extension": 1}
+    kept = [{"kind": "extension", "id": "mustermensch/130", "scope": "1111111"}]
+    assert data["summary"]["delete"] == 0 and data["left_alone"] == kept
+    assert data["summary"]["left_alone"] == 1
     applied = env.apply("--auto-approve")
-    assert applied.returncode == 0 and "No changes." in applied.stdout, applied.output
-    assert env.plan_json()["left_alone"] == {"extension": 1}  # still there
+    assert applied.returncode == 0, applied.output
+    assert "Nothing to apply, but 1 resource is no longer in the manifests" in applied.stdout
+    assert "No changes." not in applied.stdout
+    assert env.plan_json()["left_alone"] == kept  # still there
 
 
 def test_allow_delete_under_the_threshold_deletes(make_env):
@@ -40,7 +46,7 @@ def test_allow_delete_under_the_threshold_deletes(make_env):
     assert applied.returncode == 0, applied.output
     assert "0 created, 0 updated, 1 deleted" in applied.stdout
     data = env.plan_json("--allow-delete")
-    assert data["actions"] == [] and data["left_alone"] == {}
+    assert data["actions"] == [] and data["left_alone"] == []
     assert data["summary"]["unchanged"] == 33
 
 
@@ -64,7 +70,7 @@ def test_deletes_above_the_threshold_are_refused_without_force(make_env, tmp_pat
     assert forced.returncode == 0, forced.output
     assert "2 deleted" in forced.stdout
     assert env.plan_json("--allow-delete")["summary"] == {
-        "create": 0, "update": 0, "delete": 0, "unchanged": 32}
+        "create": 0, "update": 0, "delete": 0, "unchanged": 32, "left_alone": 0}
 
 
 def test_delete_limit_applies_from_ten_resources_of_a_kind(make_env):
@@ -106,7 +112,7 @@ def test_other_environments_are_out_of_scope(make_env, state_url, example):
 
     data = env.plan_json("--allow-delete", "--force")
     assert data["scope"] == ["1111111", "1234567", "1298374"]
-    assert data["actions"] == [] and data["left_alone"] == {}
+    assert data["actions"] == [] and data["left_alone"] == []
     assert data["summary"]["unchanged"] == 34 and data["state_serial"] == serial
 
     remove_extension(env.file(HEAD), "120")
@@ -121,3 +127,28 @@ def test_other_environments_are_out_of_scope(make_env, state_url, example):
     untouched = again.plan("--allow-delete", "--detailed-exitcode")
     assert untouched.returncode == 0, untouched.output
     assert "No changes. 70 resources up to date." in untouched.stdout
+
+
+def test_removed_tenant_is_named_in_every_format_and_is_not_no_changes(make_env, tmp_path):
+    """Without --allow-delete a removed tenant is left alone: nothing to apply (exit 0 under
+    --detailed-exitcode, no plan file saved), but every format names what is left alone."""
+    env = make_env(MWS, applied=True)
+    env.file("tenant-mustermensch-hamburg.yaml").unlink()
+    text = env.plan("--detailed-exitcode")
+    assert text.returncode == 0, text.output
+    assert "No changes" not in text.stdout
+    assert "  = tenant mustermensch-hamburg  (account " in text.stdout
+    assert "Nothing to apply, but 9 resources are no longer in the manifests" in text.stdout
+    data = env.plan_json()
+    assert data["summary"]["left_alone"] == 9
+    assert {"kind": "tenant", "id": "mustermensch-hamburg", "scope": "1298374"} in data["left_alone"]
+    markdown = env.plan("--format", "markdown")
+    assert "Left alone: 9 resources are no longer in the manifests" in markdown.stdout
+    assert "- `tenant mustermensch-hamburg` (account `1298374`)" in markdown.stdout
+    assert "No changes" not in markdown.stdout
+    github = env.plan("--format", "github")
+    assert "= tenant mustermensch-hamburg" in github.stdout
+    out = tmp_path / "plan.json"
+    saved = env.plan("--out", out)
+    assert saved.returncode == 0 and not out.exists(), saved.output
+    assert "Nothing to apply: no plan saved" in saved.stderr

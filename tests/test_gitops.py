@@ -183,7 +183,8 @@ def test_github_error_points_at_the_broken_manifest_line(envs, sqlite_url):
                       "'cloud_pbx' or 'sip_trunk'"], result.stdout
 
 
-def test_github_error_of_a_template_names_template_line_and_values(customers, sqlite_url):
+def test_github_error_of_a_template_points_at_the_values_file(customers, sqlite_url):
+    """The customer edits the values (the `kind: Use` document), not the shared template."""
     schema = customers.parent / "templates" / "standard-office" / "parameters.schema.json"
     edit(schema, '"area_code": {"type": "string", "pattern": "^0[1-9][0-9]{1,4}$", ',
          '"area_code": {"type": "string", ')
@@ -196,9 +197,10 @@ def test_github_error_of_a_template_names_template_line_and_values(customers, sq
     errors = _commands(result.stdout)
     assert len(errors) == 6, result.stdout
     for error in errors:
-        assert error.startswith(f"::error file=templates/standard-office/tenant.yaml.j2,"
-                                f"line={line},col="), error
-        assert error.endswith("(values customers/praxis-dr-yilmaz/use.yaml:2)"), error
+        assert error.startswith("::error file=customers/praxis-dr-yilmaz/use.yaml,line=2,"
+                                "title=reconciler::"), error
+        assert error.endswith(
+            f"(rendered from template templates/standard-office/tenant.yaml.j2:{line})"), error
 
 
 def test_github_error_of_a_bad_value_points_at_the_values_file(customers, sqlite_url):
@@ -289,7 +291,7 @@ def test_github_step_summary_gets_the_markdown_plan(customers, sqlite_url, tmp_p
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("# earlier step\n")  # appended, not overwritten
     assert text.removeprefix("# earlier step\n").strip() == markdown.stdout.strip()
-    assert "## reconciler plan: `praxis-dr-yilmaz`" in text
+    assert "### `praxis-dr-yilmaz`" in text
     assert "`praxis-dr-yilmaz`" not in github.stdout  # stdout: text plan + commands
 
 
@@ -300,8 +302,8 @@ def test_github_step_summary_of_many_environments(customers, sqlite_url, tmp_pat
                  "--state", sqlite_url, cwd=customers, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert result.returncode == 1, result.output
     text = summary.read_text(encoding="utf-8")
-    assert "## reconciler plan: `baeckerei-schulz`" in text
-    assert "## reconciler plan: `hotel-seeblick`" in text  # the failed one, with its errors
+    assert "### `baeckerei-schulz`" in text
+    assert "### `hotel-seeblick`" in text  # the failed one, with its errors
     assert "70001x" in text
 
 

@@ -175,9 +175,25 @@ def test_dial_plan_change_is_named_even_when_extensions_no_longer_fit(make_env):
     env.edit("tenant-mustermensch.yaml", "dial_plan: 3", "dial_plan: 4")
     result = env.plan()
     assert result.returncode == 1
-    assert "has 3 digits" in result.stdout
     source = env.source_of("tenant-mustermensch.yaml", "dial_plan: 4")
-    assert f"Forbidden: {source}: tenant mustermensch: dial_plan 3 → 4 — " in result.stdout
+    lines = result.stdout.splitlines()
+    root = lines.index(next(line for line in lines if line.startswith("Forbidden: ")))
+    assert lines[root].startswith(f"Forbidden: {source}: tenant mustermensch: dial_plan 3 → 4 — ")
+    follow_ons = [line for line in lines if line.startswith("    ↳ ")]
+    assert follow_ons and all("has 3 digits" in line for line in follow_ons), result.stdout
+    assert lines[root + 1] == f"  {len(follow_ons)} errors follow from it:"
+    assert not any(line.startswith("Error: ") for line in lines), "grouped, not repeated"
+    assert "Plan rejected: 1 forbidden or refused change (and " in result.stdout
+    data = env.plan_json(expect=(1,))
+    assert data["errors"] == [] and len(data["forbidden"]) == 1
+    assert len(data["forbidden"][0]["follow_ons"]) == len(follow_ons)
+    github = env.plan("--format", "github")
+    errors = [line for line in github.stdout.splitlines() if line.startswith("::error")]
+    if len(errors) > 10:  # a summary leads, then the root cause
+        assert "title=reconciler%3A " in errors[0] and "forbidden changes (root causes)" in errors[0]
+        errors = errors[1:]
+    assert "title=Forbidden change::tenant mustermensch: dial_plan 3 → 4" in errors[0]
+    assert all("title=Follows from the forbidden change above::" in e for e in errors[1:])
 
 
 def test_main_account_with_sub_account_left_out_of_the_manifests(make_env, tmp_path):
@@ -327,7 +343,7 @@ def test_failure_mid_apply_reports_and_leaves_exactly_the_rest(make_env):
     assert left["state_serial"] == k - 1
     assert len(left["actions"]) == total - (k - 1)
     assert left["summary"] == {"create": total - (k - 1), "update": 0, "delete": 0,
-                               "unchanged": k - 1}
+                               "unchanged": k - 1, "left_alone": 0}
     again = env.apply("--auto-approve")
     assert again.returncode == 0, again.output
     assert f"{total - (k - 1)} created" in again.stdout
@@ -372,7 +388,8 @@ def test_json_format(make_env):
     data = env.plan_json(expect=(0,))
     assert data["format_version"] == 1
     assert data["state_serial"] == 0
-    assert data["summary"] == {"create": MWS_ACTIONS, "update": 0, "delete": 0, "unchanged": 0}
+    assert data["summary"] == {"create": MWS_ACTIONS, "update": 0, "delete": 0, "unchanged": 0,
+                               "left_alone": 0}
     assert data["rejected"] is False and "forbidden" not in data
     assert isinstance(data["warnings"], list)
     for action in data["actions"]:
@@ -392,7 +409,8 @@ def test_json_format(make_env):
     env.edit("tenant-mustermensch.yaml", "name: Lager\n", "name: Lager Nord\n")
     data = env.plan_json(expect=(0,))
     assert data["state_serial"] == 34
-    assert data["summary"] == {"create": 0, "update": 1, "delete": 0, "unchanged": 33}
+    assert data["summary"] == {"create": 0, "update": 1, "delete": 0, "unchanged": 33,
+                               "left_alone": 0}
     [action] = data["actions"]
     assert action["action"] == "update" and action["kind"] == "extension"
     assert action["id"] == "mustermensch/130"
@@ -438,22 +456,25 @@ def test_markdown_format(make_env):
     assert result.returncode == 0, result.output
     md = result.stdout
     lines = md.splitlines()
-    table = lines.index("| Create | Update | Delete | Unchanged |")
-    assert table < 6 and not any("<details>" in line for line in lines[:table])
-    assert lines[table + 2] == "| 34 | 0 | 0 | 0 |"
-    tenants = ["mustermensch", "mustermensch-filiale", "mustermensch-hamburg"]
-    summaries = [line for line in lines if line.startswith("<details><summary>Tenant ")]
-    assert len(summaries) == len(tenants)
-    for name in tenants:
-        assert sum(f"Tenant `{name}` " in line for line in summaries) == 1
-    assert md.count("<details>") == md.count("</details>")
+    assert lines[0] == "<!-- reconciler-plan -->"  # the sticky comment's marker
+    table = lines.index("| Create | Update | Delete | Unchanged | Left alone |")
+    assert table < 8 and not any("<details" in line for line in lines[:table])
+    assert lines[table + 2] == "| 34 | 0 | 0 | 0 | 0 |"
+    # one section per customer (account), folded: the plan is not small
+    summaries = [line for line in lines if line.startswith("<details><summary>Customer ")]
+    assert [re.search(r"<code>(\d+)</code>", line)[1] for line in summaries] == [
+        "1111111", "1234567", "1298374"], summaries
+    assert "<details open>" not in md
+    assert md.count("<details") == md.count("</details>")
 
     assert env.apply("--auto-approve").returncode == 0
     _type(env)
     rejected = env.plan("--format", "markdown")
     assert rejected.returncode == 1
-    assert "Forbidden changes" in rejected.stdout
-    assert "| tenant `mustermensch` | `type` | \"STANDARD\" → \"CUSTOM\" |" in rejected.stdout
+    assert "Forbidden or refused changes — fix these first" in rejected.stdout
+    assert ("1. **Forbidden change:** `main-with-subaccounts/tenant-mustermensch.yaml:"
+            in rejected.stdout)
+    assert 'tenant mustermensch: type "STANDARD" → "CUSTOM"' in rejected.stdout
 
 
 def test_detailed_exitcode(make_env):

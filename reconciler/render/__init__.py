@@ -6,9 +6,12 @@ Renderers only read `Plan` objects; they never decide anything.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+from ..diagnostics import Diagnostic, plural
 from ..diff import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange
+from ..plan import ForbiddenChange, Plan
 
 
 def show(value: Any) -> str:
@@ -39,3 +42,56 @@ def group_of(action: Action) -> str:
     if action.kind in ("user", "extension"):
         return action.id.split("/", 1)[0]
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that stops a plan, as every renderer lists it: root causes first."""
+
+    title: str  # "Forbidden change", "Refused" or "Error"
+    source: str | None
+    message: str
+    follow_ons: tuple[Diagnostic, ...] = ()
+
+
+def problems(plan: Plan) -> list[Problem]:
+    """Forbidden changes (with the errors that follow from them), refusals, then other errors."""
+    found = [Problem("Forbidden change", f.source, forbidden_text(f), f.follow_ons)
+             for f in plan.forbidden]
+    found += [Problem("Refused", None, message) for message in plan.refusals]
+    found += [Problem("Error", str(d.source) if d.source else None, diagnostic_text(d))
+              for d in plan.errors]
+    return found
+
+
+def forbidden_text(f: ForbiddenChange) -> str:
+    change = change_text("update", FieldChange(f.before, f.after))
+    return f"{f.kind} {f.id}: {f.field} {change} — {f.reason}; instead: {f.instead}"
+
+
+def diagnostic_text(d: Diagnostic) -> str:
+    return f"{d.message} — {d.hint}" if d.hint else d.message
+
+
+def summary_line(plan: Plan) -> str:
+    """One sentence a reviewer reads first; never "No changes" while something is left alone."""
+    if plan.errors:
+        forbidden = f", {plural(len(plan.forbidden), 'forbidden change')}" if plan.forbidden else ""
+        return f"Plan failed: {plural(len(plan.errors), 'error')}{forbidden}. Nothing can be applied."
+    if plan.rejected:
+        n = len(plan.forbidden) + len(plan.refusals)
+        follow = sum(len(f.follow_ons) for f in plan.forbidden)
+        follow_text = f" (and {plural(follow, 'error')} that follow from them)" if follow else ""
+        return (f"Plan rejected: {plural(n, 'forbidden or refused change')}{follow_text}. "
+                "Nothing can be applied.")
+    s = plan.summary
+    kept = len(plan.left_alone)
+    if not plan.actions and kept:
+        return (f"Nothing to apply, but {plural(kept, 'resource')} "
+                f"{'is' if kept == 1 else 'are'} no longer in the manifests and left alone "
+                f"(pass --allow-delete to delete). {plural(s['unchanged'], 'resource')} up to date.")
+    if not plan.actions:
+        return f"No changes. {plural(s['unchanged'], 'resource')} up to date."
+    left = f", {kept} left alone" if kept else ""
+    return (f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
+            f"{s['unchanged']} unchanged{left}.")

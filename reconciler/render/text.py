@@ -5,62 +5,49 @@ from __future__ import annotations
 import click
 
 from ..diagnostics import plural
-from ..diff import FieldChange
 from ..plan import Plan
-from . import SYMBOLS, change_text
+from ..risk import plan_risks
+from . import SYMBOLS, change_text, problems, summary_line
 from .escape import plain
 
 COLORS = {"create": "green", "update": "yellow", "delete": "red"}
+LABELS = {"Forbidden change": "Forbidden", "Refused": "Refused", "Error": "Error"}
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
-    lines: list[str] = []
-
     def style(text: str, **kw) -> str:
         return click.style(text, **kw) if color else text
 
     scope = plain(", ".join(plan.scope) or "none")
-    lines.append(style(f"Plan for {plain(plan.env)}", bold=True)
-                 + f" (state serial {plan.state_serial}, accounts in scope: {scope})")
-    lines.append("")
-    for action in plan.actions:
-        symbol = SYMBOLS[action.action]
+    lines = [style(f"Plan for {plain(plan.env)}", bold=True)
+             + f" (state serial {plan.state_serial}, accounts in scope: {scope})", ""]
+    for action, risks in zip(plan.actions, plan_risks(plan.actions)):
         where = f"  ({plain(action.source)})" if action.source else ""
-        lines.append(style(f"  {symbol} {action.kind} {plain(action.id)}", fg=COLORS[action.action])
-                     + where)
+        marks = style(f"  [{', '.join(risks)}]", fg="red", bold=True) if risks else ""
+        lines.append(style(f"  {SYMBOLS[action.action]} {action.kind} {plain(action.id)}",
+                           fg=COLORS[action.action]) + where + marks)
         for name, change in action.changes.items():
             lines.append(plain(f"      {name}: {change_text(action.action, change)}"))
     if plan.actions:
         lines.append("")
-    for item in plan.errors:
-        lines.append(style("Error: ", fg="red", bold=True) + plain(item))
-    for item in plan.forbidden:
-        lines.append(style("Forbidden: ", fg="red", bold=True)
-                     + plain(f"{item.source or '-'}: {item.kind} {item.id}: {item.field} "
-                             f"{change_text('update', FieldChange(item.before, item.after))} — "
-                             f"{item.reason}; instead: {item.instead}"))
-    for message in plan.refusals:
-        lines.append(style("Refused: ", fg="red", bold=True) + plain(message))
+    for problem in problems(plan):
+        where = f"{problem.source}: " if problem.source else ""
+        if problem.title == "Forbidden change":
+            where = f"{problem.source or '-'}: "  # always a position column: easy to scan
+        lines.append(style(f"{LABELS[problem.title]}: ", fg="red", bold=True)
+                     + plain(where + problem.message))
+        if problem.follow_ons:
+            lines.append(f"  {plural(len(problem.follow_ons), 'error')} follow from it:")
+            lines += [f"    ↳ {plain(item)}" for item in problem.follow_ons]
     for item in plan.warnings:
         lines.append(style("Warning: ", fg="yellow") + plain(item).replace("warning: ", "", 1))
     if plan.left_alone:
-        kept = ", ".join(plural(n, kind) for kind, n in sorted(plan.left_alone.items()))
-        lines.append(plain(f"Not in the manifests, left alone: {kept}")
-                     + " (pass --allow-delete to delete)")
+        counts: dict[str, int] = {}
+        for orphan in plan.left_alone:
+            counts[orphan.kind] = counts.get(orphan.kind, 0) + 1
+        kept = ", ".join(plural(n, kind) for kind, n in sorted(counts.items()))
+        lines.append(f"Not in the manifests, left alone: {kept} (pass --allow-delete to delete):")
+        lines += [style(f"  = {o.kind} {plain(o.id)}", fg="cyan") + f"  (account {plain(o.scope)})"
+                  for o in plan.left_alone]
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
-
-
-def summary_line(plan: Plan) -> str:
-    if plan.errors:
-        forbidden = f", {plural(len(plan.forbidden), 'forbidden change')}" if plan.forbidden else ""
-        return f"Plan failed: {plural(len(plan.errors), 'error')}{forbidden}. Nothing can be applied."
-    if plan.rejected:
-        n = len(plan.forbidden) + len(plan.refusals)
-        return (f"Plan rejected: {plural(n, 'forbidden or refused change')}. "
-                "Nothing can be applied.")
-    s = plan.summary
-    if not plan.actions:
-        return f"No changes. {plural(s['unchanged'], 'resource')} up to date."
-    return (f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
-            f"{s['unchanged']} unchanged.")
