@@ -47,8 +47,8 @@ def test_one_budget_for_several_environments_and_many_errors():
     assert "[the full plan](https://ci.example/run/1)" in comment
     for n in range(5):  # every environment keeps its heading and its root cause
         assert f"### `env-{n}`" in comment
-        assert f"1. **Forbidden change:** `env-{n}/tenant.yaml:9` tenant t1111111: dial_plan 3 → 4" \
-            in comment
+        assert (f"1. **Forbidden change:** `env-{n}/tenant.yaml:9` tenant t1111111: "
+                "dial\\_plan 3 → 4") in comment
     assert "### `broken`: could not be planned" in comment
     assert comment.count("<details") == comment.count("</details>")
 
@@ -67,8 +67,9 @@ def test_user_text_cannot_inject_markdown_or_html():
                                   "name '<img src=x> @admins [x](http://evil) | ```' is bad"))
     plan.actions = [_create("account", "1111111", "1111111", name="```\n</details><b>x</b>")]
     comment = render_comment([EnvironmentResult("env", plan)])
-    assert "<img" not in comment and "@admins" not in comment and "](http" not in comment
-    assert "`env/a'b.yaml:1`" in comment
+    assert "<img" not in comment and "@admins" not in comment
+    assert "\\[x\\](http://evil)" in comment  # literal brackets: no link
+    assert "``env/a`b.yaml:1``" in comment  # a longer code span
     fence = next(line for line in comment.splitlines() if line.endswith("diff"))
     assert fence == "````diff"  # longer than any backtick run inside
     before, inside, after = comment.partition("````diff\n")[0], *comment.partition(
