@@ -57,7 +57,7 @@ def generate(target: Path, extensions: int, batch: bool = False, seed: int = 7) 
         out.write('kind: Account\ncustomer_number: "7000000"\nname: Bench Partner GmbH\n'
                   "contact: Bea Bench\naddress: Benchstr. 1, Berlin\n---\n"
                   "kind: BasePackage\nid: cf-bench\naccount: \"7000000\"\nproduct: CompanyFlex\n"
-                  "parallel_calls: 500\nbudgets: {national_eur: 5000}\nflatrates: [national]\n")
+                  "parallel_calls: 10000\nbudgets: {national_eur: 5000}\nflatrates: [national]\n")
     for t in range(TENANTS):
         name = f"tenant-{t:03d}"
         prefix = f"+49301{t:03d}000"

@@ -1,13 +1,16 @@
 """The tab-separated batch format of COMuniq ONE's extension import.
 
 One extension a line: number, name, PIN, area code, display name and an
-optional e-mail address. Lines that are empty or start with '#' are skipped.
+optional e-mail address. Lines that are empty or start with '#' are skipped,
+and so is a header row (a first line whose first column names the number
+column, as spreadsheets export it: "number", "Nebenstellennummer", …).
 Each field is checked here, with the column, because a batch row has no YAML
 position to point at.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ _AREA_CODE = re.compile(AREA_CODE_PATTERN)
 _EMAIL = re.compile(EMAIL_PATTERN)
 _PIN = re.compile(PIN_PATTERN)
 _DIGITS = re.compile(r"^[0-9]+$")
+HEADER_NAMES = frozenset(("number", "nummer", "extension", "nebenstelle", "nebenstellennummer",
+                          "durchwahl"))
 
 
 class BatchExtension(NamedTuple):
@@ -37,10 +42,10 @@ class BatchExtension(NamedTuple):
     area_code: str
     display_name: str
     email: str | None
-    product: None = None
+    product: str | None = None
     addons: tuple = ()
-    start_date: None = None
-    reference: None = None
+    start_date: datetime.date | None = None
+    reference: str | None = None
     sip_password: None = None  # secrets of the SIP login are never written into a batch file
     did: None = None
 
@@ -74,10 +79,15 @@ def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics
     valid_row = _row_pattern(dial_plan).fullmatch
     # Lines end at \n only: str.splitlines() would also break at U+2028, U+0085,
     # form feeds and more, and every row after one would get the wrong line number.
+    first = True
     for line_number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
         if not line.strip() or line.startswith("#"):
             continue
+        if first:
+            first = False
+            if is_header(line):
+                continue
         match = valid_row(line)
         if match:
             rows.append(BatchRow(BatchExtension(*match.groups()), Source(shown, line_number)))
@@ -86,6 +96,10 @@ def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics
         if row is not None:
             rows.append(row)
     return rows
+
+
+def is_header(line: str) -> bool:
+    return line.split("\t", 1)[0].strip().lstrip("\ufeff").lower() in HEADER_NAMES
 
 
 def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostics,

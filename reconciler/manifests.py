@@ -70,5 +70,7 @@ class Manifests:
     sites: dict[str, Located] = field(default_factory=dict)
     tenants: dict[str, TenantEntry] = field(default_factory=dict)
     targets: dict[str, TargetEntry] = field(default_factory=dict)
+    catalogs: dict[str, Located] = field(default_factory=dict)
+    price_lists: dict[str, Located] = field(default_factory=dict)
 
 

@@ -41,6 +41,9 @@ PhoneNumber = _format(
     "a block number like '+49301234567-0' (prefix, '-', extension)",
 )
 ExtensionNumber = _format(r"^([0-9]{2,5}|auto)$", "2–5 digits or 'auto'")
+ExtensionLink = _format(r"^[0-9]{2,5}$", "the 2–5 digit number of one of the tenant's extensions")
+Currency = _format(r"^[A-Z]{3}$", "a currency code like 'EUR'")
+Price = _format(r"^[0-9]{1,7}(\.[0-9]{1,4})?$", "an amount like '12.50' (no sign, a '.' for cents)")
 AreaCode = _format(AREA_CODE_PATTERN, "an area code like '030' or '089'")
 DirectDial = _format(
     r"^(\+[1-9][0-9]{3,14}-[0-9]{1,6}|auto)$",
@@ -101,7 +104,7 @@ class BasePackage(Strict):
     kind: Literal["BasePackage"]
     id: Identifier = Field(description="your name for the package, unique in the environment")
     account: CustomerNumber = Field(description="the account that pays for it")
-    product: Literal["CompanyFlex"] = Field("CompanyFlex", description="the base product")
+    product: Text = Field("CompanyFlex", description="the base product; one of the catalog")
     parallel_calls: Annotated[int, Field(ge=1, le=10_000)] = Field(
         description="simultaneous calls shared by the package's sites")
     budgets: dict[Identifier, Annotated[int, Field(ge=0)]] = Field(
@@ -138,6 +141,8 @@ class Site(Strict):
         description="used as Cloud PBX or as SIP trunk")
     ip_lines: Annotated[int, Field(ge=0, le=1000)] = Field(0, description="IP lines at the site")
     number_blocks: list[NumberBlock] = Field([], description="the site's phone numbers")
+    address: Text | None = Field(None, description="where the site is: the location of "
+                                 "emergency calls from its extensions")
 
 
 class User(Strict):
@@ -148,7 +153,9 @@ class User(Strict):
     role: Literal["admin", "user"] = Field("user", description="admins manage the tenant")
     password: Secret | None = Field(
         None, description="admins: at least 12 characters, not used by another tenant; "
-        "left out: not managed")
+        "left out: not managed (a new admin needs one)")
+    extension: ExtensionLink | None = Field(
+        None, description="the number of the user's extension in this tenant")
 
 
 class Extension(Strict):
@@ -174,6 +181,17 @@ class Extension(Strict):
         None, description="direct-dial number in a block of the tenant's sites, or 'auto'")
 
 
+class BatchFile(Strict):
+    """A batch file with what its rows do not say: the order's product, add-ons, date, reference."""
+
+    file: Text = Field(description="the batch file, relative to this manifest")
+    product: Identifier | None = Field(None, description="the product of every row's extension")
+    addons: list[Identifier] = Field([], description="add-ons of every row's extension")
+    start_date: datetime.date | None = Field(
+        None, description="when the order starts; a future date is scheduled, not applied yet")
+    reference: Text | None = Field(None, description="your order number for these rows")
+
+
 class Tenant(Strict):
     """A tenant (Mandant): one customer's telephone system with its users and extensions."""
 
@@ -182,9 +200,10 @@ class Tenant(Strict):
     account: CustomerNumber = Field(description="the customer account it belongs to (fixed)")
     type: Literal["STANDARD", "CUSTOM"] = Field(
         "STANDARD", description="fixed when created; STANDARD always uses UTF-8")
-    version: Text = Field("BASIC", description="the tenant version (edition)")
+    version: Text = Field("BASIC", description="the tenant version (edition); one of the catalog")
     master: Identifier | None = Field(None, description="the master tenant above it (fixed)")
-    charset: Text | None = Field(None, description="CUSTOM tenants only; default UTF-8")
+    charset: Text | None = Field(
+        None, description="CUSTOM tenants only, one of the catalog; default UTF-8")
     logo: Text | None = Field(
         None, description="an image file in the environment, relative to this manifest")
     dial_plan: Annotated[int, Field(ge=2, le=5)] = Field(
@@ -200,8 +219,9 @@ class Tenant(Strict):
         None, description="the tenant's SIP domain; required when a Kamailio target serves it")
     users: list[User] = Field([], description="people who log in; at least one admin")
     extensions: list[Extension] = Field([], description="the tenant's extensions")
-    extensions_from: list[Text] = Field(
-        [], description="TSV batch files with more extensions, relative to this manifest")
+    extensions_from: list[Text | BatchFile] = Field(
+        [], description="TSV batch files with more extensions, relative to this manifest; "
+        "or {file, product, addons, start_date, reference} to order every row alike")
 
     @property
     def effective_charset(self) -> str:
@@ -221,10 +241,54 @@ class Target(Strict):
         None, description="whose tenants it serves; default: every account of the environment")
 
 
+class CatalogProduct(Strict):
+    """An extension product of a catalog."""
+
+    addons: list[Identifier] = Field([], description="the add-ons that can be ordered with it")
+
+
+class CatalogPackageProduct(Strict):
+    """A base package product of a catalog."""
+
+    extensions_per_parallel_call: Annotated[int, Field(ge=1, le=1000)] = Field(
+        10, description="how many extensions one parallel call of the package serves")
+
+
+class Catalog(Strict):
+    """What the platform offers beyond the built-in catalog: added to it, never replacing it."""
+
+    kind: Literal["Catalog"]
+    name: Identifier = Field(description="your name for this catalog")
+    products: dict[Identifier, CatalogProduct] = Field(
+        {}, description="extension products; a built-in one listed here gains the add-ons")
+    base_package_products: dict[Text, CatalogPackageProduct] = Field(
+        {}, description="base package products and how many extensions a parallel call serves")
+    flatrates: list[Identifier] = Field([], description="flat rates a base package can book")
+    versions: list[Text] = Field([], description="tenant versions")
+    charsets: list[Text] = Field([], description="charsets for CUSTOM tenants")
+
+
+class PriceList(Strict):
+    """Monthly prices; with one, every plan shows what it changes in cost."""
+
+    kind: Literal["PriceList"]
+    name: Identifier = Field(description="your name for this price list")
+    currency: Currency = Field(description="the currency of every price, e.g. EUR")
+    products: dict[Identifier, Price] = Field({}, description="per extension of the product")
+    addons: dict[Identifier, Price] = Field({}, description="per extension with the add-on")
+    base_package_products: dict[Text, Price] = Field({}, description="per base package")
+    parallel_call: Price | None = Field(None, description="per parallel call of a base package")
+    site: Price | None = Field(None, description="per site")
+    ip_line: Price | None = Field(None, description="per IP line of a site")
+    number_block: Price | None = Field(None, description="per number block of a site")
+
+
 KINDS: dict[str, type[Strict]] = {
     "Account": Account,
     "BasePackage": BasePackage,
     "Site": Site,
     "Tenant": Tenant,
     "Target": Target,
+    "Catalog": Catalog,
+    "PriceList": PriceList,
 }

@@ -105,6 +105,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     plan = Plan(display_path(env), snapshot.serial, sorted(scope))
     desired = desired_resources(manifests, existing_extensions(snapshot))
     _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
+    _keep_existing_admin_passwords(diagnostics, snapshot)
     _collect_diagnostics(plan, diagnostics, options.strict)
     _check_foreign_identities(plan, desired, store, scope)
     if plan.errors:
@@ -168,6 +169,14 @@ def _forbid_admin_removal(plan: Plan, manifests: Manifests, diagnostics: Diagnos
         else:
             kept.append(item)
     diagnostics.items = kept
+
+
+def _keep_existing_admin_passwords(diagnostics: Diagnostics, snapshot: Snapshot) -> None:
+    """An admin already on the platform without a password in the manifest keeps its own."""
+    diagnostics.items = [
+        item for item in diagnostics.items
+        if not (item.rule == "user.admin-password-required" and item.subject in snapshot.resources)
+    ]
 
 
 def _check_foreign_identities(plan: Plan, desired: dict[Key, Resource], store: StateStore,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from .catalog import check_catalog, effective_catalog
 from .diagnostics import Diagnostics, Source
 from .dids import AUTO, auto_did, in_blocks, tenant_blocks
 from .manifests import ExtensionEntry, Manifests, TenantEntry
@@ -95,6 +96,10 @@ def check_tenants(m: Manifests, d: Diagnostics) -> None:
             d.error(entry.at("charset"),
                     f"a STANDARD tenant always uses UTF-8, not '{tenant.charset}'",
                     "remove 'charset' or set it to UTF-8 (or use type CUSTOM)")
+        if tenant.type == "CUSTOM" and tenant.master is None:
+            d.error(entry.at("type"), f"CUSTOM tenant '{name}' has no master tenant",
+                    "add 'master: …' naming the tenant it is created under (usually your own): "
+                    "the platform's service configures a CUSTOM tenant from its master")
         if tenant.logo is not None:
             logo = (entry.doc.file.parent / tenant.logo).resolve()
             if not logo.is_relative_to(m.env) or not logo.is_file():
@@ -124,6 +129,75 @@ def _check_tenant_sites(m: Manifests, entry: TenantEntry, d: Diagnostics) -> Non
                     f"{package.model.account}, not of the tenant's account {tenant.account} "
                     "or its main account",
                     "use a site whose base package belongs to this customer")
+
+
+def check_site_use(m: Manifests, d: Diagnostics) -> None:
+    """Seeds 001/002: a tenant is a Cloud PBX on the sites of one base package, a site serves one tenant."""
+    users: dict[str, tuple[str, Source]] = {}  # site → (tenant, where it is listed)
+    for name, entry in m.tenants.items():
+        packages: dict[str, str] = {}  # base package → the first site of the tenant on it
+        for index, site_id in enumerate(entry.model.sites):
+            site = m.sites.get(site_id)
+            if site is None:
+                continue  # reported by _check_tenant_sites
+            where = entry.at("sites", index)
+            if site.model.usage != "cloud_pbx":
+                d.error(where, f"site '{site_id}' is used as {site.model.usage}, so tenant "
+                        f"'{name}' (a Cloud PBX) cannot use it",
+                        "a site is used either as Cloud PBX or as SIP trunk: list a site with "
+                        "'usage: cloud_pbx'")
+            first = users.setdefault(site_id, (name, where))
+            if first[0] != name:
+                d.error(where, f"site '{site_id}' is already used by tenant '{first[0]}' "
+                        f"(at {first[1].short})",
+                        "a site's line and number blocks belong to one tenant: order another site")
+            package = site.model.base_package
+            if not _own_package(m, entry, package):
+                continue  # reported by _check_tenant_sites
+            if packages and package not in packages:
+                other_package, other_site = next(iter(packages.items()))
+                d.error(where, f"tenant '{name}' uses sites of two base packages: '{site_id}' is "
+                        f"on '{package}', '{other_site}' on '{other_package}'",
+                        "a base package's resources are not shared with another package: use "
+                        "sites of one base package, or a second tenant")
+            packages.setdefault(package, site_id)
+
+
+def _own_package(m: Manifests, entry: TenantEntry, package_id: str) -> bool:
+    package = m.packages.get(package_id)
+    account = m.accounts.get(entry.model.account)
+    if package is None or account is None:
+        return False
+    return package.model.account in (entry.model.account, account.model.parent)
+
+
+def check_capacity(m: Manifests, d: Diagnostics) -> None:
+    """The extensions on a base package's sites must fit its parallel calls (seed 001)."""
+    catalog = effective_catalog(m)
+    load: dict[str, list[tuple[str, int]]] = {}  # package → [(tenant, extensions)]
+    for name, entry in m.tenants.items():
+        package = next((m.sites[s].model.base_package for s in entry.model.sites
+                        if s in m.sites), None)
+        if package in m.packages and entry.extensions:
+            load.setdefault(package, []).append((name, len(entry.extensions)))
+    for package_id, tenants in load.items():
+        package = m.packages[package_id]
+        per_call = catalog.base_package_products.get(package.model.product)
+        if per_call is None:
+            continue  # an unknown product is reported by the catalog check
+        calls = package.model.parallel_calls
+        total = sum(count for _, count in tenants)
+        if total > calls * per_call:
+            needed = -(-total // per_call)
+            who = ", ".join(f"'{name}' {count}" for name, count in sorted(tenants))
+            d.error(package.at("parallel_calls"),
+                    f"base package '{package_id}' has {calls} parallel call{'s' if calls > 1 else ''}, "
+                    f"which serve{'s' if calls == 1 else ''} at most "
+                    f"{calls * per_call} extensions ({per_call} per parallel call for "
+                    f"{package.model.product}), but the tenants on its sites have {total} "
+                    f"({who})",
+                    f"book more parallel calls (parallel_calls: {needed}) or move extensions to "
+                    "a tenant on another base package")
 
 
 def _check_main_numbers(m: Manifests, entry: TenantEntry, d: Diagnostics) -> None:
@@ -285,6 +359,22 @@ def check_users(m: Manifests, d: Diagnostics) -> None:
             _check_password(entry, index, index in admins, owners, d)
 
 
+def check_admin_passwords(m: Manifests, d: Diagnostics) -> None:
+    """An admin without a password could not log in to hand the tenant over.
+
+    An admin that already exists keeps its password unmanaged; `plan` drops
+    this error for those (rule `user.admin-password-required`).
+    """
+    for name, entry in m.tenants.items():
+        for index, user in enumerate(entry.model.users):
+            if user.role == "admin" and user.password is None:
+                d.error(entry.at("users", index), f"admin {user.email} of tenant '{name}' "
+                        "has no password",
+                        "add 'password: {env: NAME}' or '{file: PATH}' (a new admin needs one "
+                        "to log in)", rule="user.admin-password-required",
+                        subject=("user", f"{name}/{user.email}"))
+
+
 def _check_password(entry: TenantEntry, index: int, is_admin: bool, owners: dict,
                     d: Diagnostics) -> None:
     user = entry.model.users[index]
@@ -328,4 +418,4 @@ def check_tenant_domains(m: Manifests, d: Diagnostics) -> None:
 
 RULES = (check_accounts, check_packages_and_sites, check_number_blocks, check_tenants,
          check_masters, check_extensions, check_dids, check_tenant_domains, check_users,
-         check_targets)
+         check_targets, check_admin_passwords, check_catalog, check_site_use, check_capacity)

@@ -17,7 +17,18 @@ from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
 from .loader import Document, load_environment, paused_gc
 from .manifests import ExtensionEntry, Located, Manifests, TargetEntry, TenantEntry
-from .model import FORMATS, KINDS, SECRET_FIELDS, Account, BasePackage, Site, Target, Tenant
+from .model import (
+    FORMATS,
+    KINDS,
+    SECRET_FIELDS,
+    Account,
+    BasePackage,
+    Catalog,
+    PriceList,
+    Site,
+    Target,
+    Tenant,
+)
 from .rules import check_rules
 from .secrets import SecretError, SecretValue, resolve
 from .template import expand_templates
@@ -45,7 +56,8 @@ def validate_documents(
 
 
 _TABLES = {Account: ("accounts", "customer_number"), BasePackage: ("packages", "id"),
-           Site: ("sites", "id"), Tenant: ("tenants", "name"), Target: ("targets", "name")}
+           Site: ("sites", "id"), Tenant: ("tenants", "name"), Target: ("targets", "name"),
+           Catalog: ("catalogs", "name"), PriceList: ("price_lists", "name")}
 
 
 def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnostics,
@@ -91,20 +103,47 @@ def _load_tenant_children(entry: TenantEntry, diagnostics: Diagnostics, need_sec
                                     need_secrets)
         entry.extensions.append(ExtensionEntry(extension, pin, sip_password, doc=doc,
                                                index=index))
-    for index, relative in enumerate(tenant.extensions_from):
-        path = (doc.file.parent / relative).resolve()
-        where = doc.locate("extensions_from", index)
-        if not path.is_relative_to(doc.env):
-            diagnostics.error(where, f"batch file '{relative}' lies outside the environment",
-                              "keep batch files inside the environment directory")
-        elif not path.is_file():
-            diagnostics.error(where, f"batch file '{relative}' does not exist",
-                              "fix the path (relative to this manifest) or create the file")
-        else:
-            for row in parse_batch(path, doc.show(path), tenant.dial_plan, diagnostics,
-                                   tenant.name):
-                pin = SecretValue(row.extension.pin, f"batch {row.source.short}")
-                entry.extensions.append(ExtensionEntry(row.extension, pin, row=row.source))
+    for index, batch in enumerate(tenant.extensions_from):
+        _load_batch_file(entry, index, batch, diagnostics)
+
+
+def _load_batch_file(entry: TenantEntry, index: int, batch, diagnostics: Diagnostics) -> None:
+    """The rows of one `extensions_from` entry, with the file's order defaults applied."""
+    doc = entry.doc
+    relative = batch if isinstance(batch, str) else batch.file
+    path = (doc.file.parent / relative).resolve()
+    where = doc.locate("extensions_from", index)
+    if not path.is_relative_to(doc.env):
+        diagnostics.error(where, f"batch file '{relative}' lies outside the environment",
+                          "keep batch files inside the environment directory")
+        return
+    if not path.is_file():
+        diagnostics.error(where, f"batch file '{relative}' does not exist",
+                          "fix the path (relative to this manifest) or create the file")
+        return
+    rows = parse_batch(path, doc.show(path), entry.model.dial_plan, diagnostics,
+                       entry.model.name)
+    defaults = {} if isinstance(batch, str) else batch_defaults(batch)
+    plain = []
+    for row in rows:
+        extension = row.extension._replace(**defaults) if defaults else row.extension
+        pin = SecretValue(extension.pin, f"batch {row.source.short}")
+        if extension.pin != "0000":
+            plain.append(row.source)
+        entry.extensions.append(ExtensionEntry(extension, pin, row=row.source))
+    if plain:
+        diagnostics.warning(
+            where, f"{len(plain)} PINs in batch file '{relative}' are written in plain text "
+            f"(first at {plain[0].short})",
+            "write '0000' in the PIN column (the user chooses a PIN at first login) and keep "
+            "real PINs out of git", rule="secret.plain-text")
+
+
+def batch_defaults(batch) -> dict:
+    """The order fields an `extensions_from` entry gives every row of its file."""
+    fields = {"product": batch.product, "addons": tuple(batch.addons),
+              "start_date": batch.start_date, "reference": batch.reference}
+    return {name: value for name, value in fields.items() if value not in (None, ())}
 
 
 def _resolve(secret, doc: Document, path: tuple, diagnostics: Diagnostics, need_secrets: bool):
@@ -120,8 +159,11 @@ def schema_diagnostics(doc: Document, model_class: type[BaseModel], exc: Validat
     """Readable diagnostics for pydantic errors; secret values are never shown."""
     diagnostics = Diagnostics()
     reported: set[tuple] = set()
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors:
         loc = tuple(error["loc"])
+        if _other_branch_explains(error, errors, doc.body):
+            continue
         secret_at = next((i for i, part in enumerate(loc) if part in SECRET_FIELDS), None)
         if secret_at is not None:
             loc = loc[: secret_at + 1]
@@ -135,6 +177,17 @@ def schema_diagnostics(doc: Document, model_class: type[BaseModel], exc: Validat
         where = doc.locate(*loc) if error["type"] != "missing" else doc.locate(*loc[:-1])
         diagnostics.error(where, message, hint)
     return diagnostics
+
+
+def _other_branch_explains(error: dict, errors: list[dict], body) -> bool:
+    """For `str | Model` given a mapping, the model's own errors say more than 'not a string'."""
+    if error["type"] != "string_type" or not isinstance(error.get("input"), dict):
+        return False
+    if any(part in SECRET_FIELDS for part in error["loc"]):  # secrets have their own message
+        return False
+    where = _input_loc(body, tuple(error["loc"]))
+    return any(other is not error and _input_loc(body, tuple(other["loc"]))[:len(where)] == where
+               for other in errors)
 
 
 def _input_loc(body, loc: tuple) -> tuple:
@@ -158,7 +211,8 @@ def _input_loc(body, loc: tuple) -> tuple:
 
 
 def _is_union_tag(part) -> bool:
-    return isinstance(part, str) and (part[:1].isupper() or part in ("str", "int", "list[str]"))
+    return isinstance(part, str) and (part[:1].isupper() or part in ("str", "int", "list[str]")
+                                      or part.startswith("constrained-"))
 
 
 def _secret_message(name: str, error: dict) -> tuple[str, str]:

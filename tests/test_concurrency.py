@@ -93,7 +93,7 @@ kind: BasePackage
 id: cf-conc-{i}
 account: "{number}"
 product: CompanyFlex
-parallel_calls: 10
+parallel_calls: {max(10, -(-extensions // 10))}
 ---
 kind: Site
 id: site-conc-{i}

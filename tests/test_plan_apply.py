@@ -230,7 +230,9 @@ def test_several_forbidden_changes_are_listed_in_one_run(make_env, tmp_path):
                 ("site", "mm-berlin-brueckenstrasse", "base_package"),
                 ("account", "8000001", "parent"), ("tenant", "mustermensch-hamburg", "admins")}
     assert len(forbidden) == len(expected), result.stdout
-    assert "Plan rejected: 6 forbidden" in result.stdout
+    # a CUSTOM tenant needs a master: the type change also leaves the manifest invalid
+    assert "CUSTOM tenant 'mustermensch' has no master tenant" in result.stdout
+    assert "Plan failed: 1 errors, 6 forbidden changes" in result.stdout
     assert_apply_refused(env)
     data = env.plan_json(expect=(1,))
     assert data["state_serial"] == 36

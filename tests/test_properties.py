@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply import apply_plan
+from reconciler.catalog import builtin_catalog
 from reconciler.diagnostics import Diagnostics, ReconcilerError
 from reconciler.loader import YList, YMap, locate, parse_yaml
 from reconciler.plan import PlanOptions, build_plan, existing_extensions
@@ -287,6 +288,9 @@ class EnvSpec:
         return (admin, *self.users)
 
 
+CATALOG = builtin_catalog()
+
+
 def number_text(value: int, dial_plan: int) -> str:
     return str(value % 10 ** dial_plan).zfill(dial_plan)
 
@@ -298,9 +302,9 @@ def extension_fields(draw, number: str, name: str) -> Ext:
     return Ext(
         number=number, name=name,
         display_name=maybe(name_text), email=maybe(emails), area_code=maybe(area_codes),
-        product=maybe(st.sampled_from(["light_user", "standard_user", "premium_user"])),
-        addons=tuple(draw(st.lists(st.sampled_from(["voicemail", "call_recording", "fax",
-                                                    "conference"]), unique=True, max_size=3))),
+        product=(product := maybe(st.sampled_from(list(CATALOG.products)))),
+        addons=tuple(draw(st.lists(st.sampled_from(sorted(
+            CATALOG.products[product] if product else CATALOG.addons)), unique=True, max_size=3))),
         start_date=maybe(st.dates(datetime.date(2020, 1, 1), datetime.date(2035, 12, 31))),
         reference=maybe(st.from_regex(r"PO-[0-9]{1,6}", fullmatch=True)),
         pin=draw(pins), pin_in_file=draw(st.booleans()), style=draw(st.sampled_from(STYLES)),
@@ -339,7 +343,9 @@ def extra_users(draw, taken: set[str], max_size: int = 2) -> list[UserSpec]:
             email = "x" + email
         taken.add(email)
         role = draw(st.sampled_from(["user", "admin"]))
-        password = draw(st.one_of(st.none(), strong_passwords))
+        # a new admin needs a password (catalog-and-cost rules); a user may leave it out
+        password = draw(strong_passwords if role == "admin" else st.one_of(st.none(),
+                                                                          strong_passwords))
         users.append(UserSpec(email, draw(name_text), role, password, draw(st.booleans())))
     return users
 
@@ -353,7 +359,7 @@ def environments(draw, dial_plan: int | None = None, max_extensions: int = 30) -
         dial_plan=dial_plan,
         account_name=draw(name_text),
         contact=draw(st.one_of(st.none(), name_text)),
-        parallel_calls=draw(st.integers(1, 10_000)),
+        parallel_calls=draw(st.integers(4, 10_000)),  # up to 40 extensions, 10 per call
         admin_password=draw(strong_passwords),
         password_in_file=draw(st.booleans()),
         users=tuple(draw(extra_users({ADMIN_EMAIL}))),
@@ -388,7 +394,7 @@ def allowed_changes(draw, d1: EnvSpec) -> EnvSpec:
         d1,
         account_name=draw(st.one_of(st.just(d1.account_name), name_text)),
         contact=draw(st.one_of(st.just(d1.contact), st.none(), name_text)),
-        parallel_calls=draw(st.one_of(st.just(d1.parallel_calls), st.integers(1, 10_000))),
+        parallel_calls=draw(st.one_of(st.just(d1.parallel_calls), st.integers(4, 10_000))),
         admin_password=draw(st.one_of(st.just(d1.admin_password), strong_passwords)),
         users=tuple(users),
         extensions=tuple(extensions),
