@@ -141,3 +141,40 @@ def _known(d: Diagnostics, where, what: str, value: str, known) -> bool:
 def _hint(value: str, known) -> str:
     hint = did_you_mean(value, sorted(known))
     return f"{hint} (or add it with a 'kind: Catalog' document)"
+
+
+def catalog_document(objects, name: str = "exported") -> dict | None:
+    """A `kind: Catalog` document with what `objects` use beyond the built-in catalog.
+
+    `export` writes it, so that exported manifests validate although the
+    partner's own Catalog is not part of the state.
+    """
+    builtin = builtin_catalog()
+    products: dict[str, set[str]] = {}
+    packages: set[str] = set()
+    flatrates: set[str] = set()
+    versions: set[str] = set()
+    charsets: set[str] = set()
+    for resource in objects:
+        attrs = resource.attrs
+        if resource.kind == "extension" and attrs.get("product"):
+            offered = builtin.products.get(attrs["product"])
+            extra = set(attrs.get("addons") or ()) - (offered or set())
+            if offered is None or extra:
+                products.setdefault(attrs["product"], set()).update(extra)
+        elif resource.kind == "base_package":
+            packages.update({attrs.get("product")} - set(builtin.base_package_products) - {None})
+            flatrates.update(set(attrs.get("flatrates") or ()) - builtin.flatrates)
+        elif resource.kind == "tenant":
+            versions.update({attrs.get("version")} - builtin.versions - {None})
+            if attrs.get("charset") and attrs["charset"].upper() not in builtin.charsets:
+                charsets.add(attrs["charset"])
+    body: dict = {"kind": "Catalog", "name": name}
+    if products:
+        body["products"] = {p: {"addons": sorted(a)} if a else {} for p, a in sorted(products.items())}
+    if packages:
+        body["base_package_products"] = {p: {} for p in sorted(packages)}
+    for key, values in (("flatrates", flatrates), ("versions", versions), ("charsets", charsets)):
+        if values:
+            body[key] = sorted(values)
+    return body if len(body) > 2 else None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from .catalog import catalog_document
 from .diagnostics import ReconcilerError
 from .loader import paused_gc
 from .model import KINDS, Extension, User
@@ -90,6 +91,9 @@ def _write_files(selected: list[StateResource], target: Path, header: str) -> li
         document = _tenant_document(resource, users.get(resource.id, []),
                                     extensions.get(resource.id, []))
         written.append(_dump(target / f"tenant-{resource.id}.yaml", [document], header))
+    catalog = catalog_document(selected)
+    if catalog is not None:  # the partner's own products and rates, which the state does not keep
+        written.append(_dump(target / "catalog.yaml", [catalog], header))
     return written
 
 

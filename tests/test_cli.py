@@ -43,7 +43,7 @@ def test_verbose_logs_each_step_on_stderr(sqlite_url):
     result = run_cli("-v", "plan", EXAMPLES / "partner-hosted", "--state", sqlite_url)
     assert result.returncode == 0, result.output
     logged = [line for line in result.stderr.splitlines() if line.startswith("reconciler: ")]
-    assert any("read 12 documents from 8 files" in line for line in logged), result.stderr
+    assert any("read 13 documents from 9 files" in line for line in logged), result.stderr
     assert any("planned 42 actions" in line for line in logged), result.stderr
     assert "reconciler: " not in run_cli("plan", EXAMPLES / "partner-hosted", "--state",
                                          sqlite_url).stderr

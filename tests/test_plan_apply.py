@@ -232,7 +232,7 @@ def test_several_forbidden_changes_are_listed_in_one_run(make_env, tmp_path):
     assert len(forbidden) == len(expected), result.stdout
     # a CUSTOM tenant needs a master: the type change also leaves the manifest invalid
     assert "CUSTOM tenant 'mustermensch' has no master tenant" in result.stdout
-    assert "Plan failed: 1 errors, 6 forbidden changes" in result.stdout
+    assert "Plan failed: 1 error, 6 forbidden changes" in result.stdout
     assert_apply_refused(env)
     data = env.plan_json(expect=(1,))
     assert data["state_serial"] == 36
