@@ -84,7 +84,7 @@ def generate(target: Path, extensions: int, batch: bool = False, seed: int = 7) 
                           f"    display_name: {display}", f"    email: {email}",
                           f'    pin: "{pin}"', f'    area_code: "{area}"',
                           "    product: light_user", "    addons: [voicemail]",
-                          "    start_date: 2026-12-01", "    reference: PO-4711"]
+                          "    start_date: 2026-11-01", "    reference: PO-4711"]
         (target / "tenants" / f"{name}.yaml").write_text("\n".join(lines) + "\n")
     return target
 

@@ -22,6 +22,8 @@ from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
+from .lifecycle import today
+
 log = logging.getLogger(__name__)
 
 _template_dirs: ContextVar[set | None] = ContextVar("template_dirs", default=None)
@@ -91,8 +93,9 @@ def _code_digest() -> str:
 
 
 def entry_path(env: Path, state_url: str, options) -> Path:
+    # today's date: a scheduled create falls due on its start date without any file changing
     ident = json.dumps([str(env.resolve()), state_url, asdict(options), version("reconciler"),
-                        _code_digest()])
+                        _code_digest(), today().isoformat()])
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
 

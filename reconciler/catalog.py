@@ -74,6 +74,12 @@ def check_catalog(m: Manifests, d: Diagnostics) -> None:
         _check_tenant(entry, catalog, d)
     for entry in m.price_lists.values():
         _check_price_list(entry, catalog, d)
+    if len(m.price_lists) > 1:
+        first, *others = m.price_lists.values()
+        for entry in others:
+            d.error(entry.at("name"), f"a second PriceList '{entry.model.name}' (the first is "
+                    f"'{first.model.name}' at {first.source.short})",
+                    "an environment is priced by one price list: remove or merge one")
 
 
 def _check_package(entry: Located, catalog: EffectiveCatalog, d: Diagnostics) -> None:

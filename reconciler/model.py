@@ -41,7 +41,6 @@ PhoneNumber = _format(
     "a block number like '+49301234567-0' (prefix, '-', extension)",
 )
 ExtensionNumber = _format(r"^([0-9]{2,5}|auto)$", "2–5 digits or 'auto'")
-ExtensionLink = _format(r"^[0-9]{2,5}$", "the 2–5 digit number of one of the tenant's extensions")
 Currency = _format(r"^[A-Z]{3}$", "a currency code like 'EUR'")
 Price = _format(r"^[0-9]{1,7}(\.[0-9]{1,4})?$", "an amount like '12.50' (no sign, a '.' for cents)")
 AreaCode = _format(AREA_CODE_PATTERN, "an area code like '030' or '089'")
@@ -54,6 +53,7 @@ SipDomain = _format(
     "a lower-case DNS name of at most 64 characters, like 'mustermensch.pbx.example'",
 )
 MainExtension = _format(r"^[0-9]{2,5}$", "an extension number of 2–5 digits")
+ExtensionLink = MainExtension  # one pattern, one description
 Email = _format(EMAIL_PATTERN, "a valid e-mail address")
 EnvName = _format(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name")
 Text = Annotated[str, Field(min_length=1, max_length=200)]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .diagnostics import Diagnostic, Diagnostics, display_path
 from .diff import Action, Diff, delete_action, diff
+from .cost import CostReport, Prices, cost_report
+from .lifecycle import split_scheduled, today
 from .loader import paused_gc
 from .manifests import Manifests
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
@@ -70,6 +72,8 @@ class Plan:
     forbidden: list[ForbiddenChange] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # delete-safety messages
     left_alone: list[LeftAlone] = field(default_factory=list)  # orphans kept (no --allow-delete)
+    scheduled: list[Action] = field(default_factory=list)  # creates with a future start_date
+    cost: CostReport | None = None  # with a price list: the monthly cost before and after
 
     @property
     def rejected(self) -> bool:
@@ -122,8 +126,26 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     _check_forbidden(plan, plan.actions, desired, store)
     _plan_deletes(plan, result, snapshot, options)
     plan.actions.sort(key=Action.sort_key)
-    log.info("planned %d actions, %d unchanged", len(plan.actions), plan.unchanged)
+    plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
+    plan.cost = _cost(manifests, snapshot, plan.actions)
+    log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
+             len(plan.scheduled), plan.unchanged)
     return plan
+
+
+def _cost(manifests: Manifests, snapshot: Snapshot, actions: list[Action]) -> CostReport | None:
+    """The monthly cost of the state in scope, before and after the plan's actions."""
+    if not manifests.price_lists:
+        return None
+    prices = Prices.from_model(next(iter(manifests.price_lists.values())).model)
+    before = {key: resource.attrs for key, resource in snapshot.resources.items()}
+    after = dict(before)
+    for action in actions:
+        if action.action == "delete":
+            after.pop(action.key, None)
+        else:
+            after[action.key] = action.attrs
+    return cost_report(prices, before, after)
 
 
 def existing_extensions(snapshot: Snapshot) -> dict[str, ExistingExtensions]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, ReconcilerError, Severity, Source
+from .cost import report_from_dict, report_to_dict
 from .diff import Action, FieldChange
 from .plan import FORMAT_VERSION, ForbiddenChange, LeftAlone, Plan
 from .risk import plan_risks
@@ -38,7 +39,15 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
         data["forbidden"] = [_forbidden_to_dict(f) for f in plan.forbidden]
     if plan.refusals:
         data["refusals"] = plan.refusals
+    if plan.scheduled:
+        data["scheduled"] = [_scheduled_to_dict(action) for action in plan.scheduled]
+    if plan.cost is not None:
+        data["cost"] = report_to_dict(plan.cost)
     return data
+
+
+def _scheduled_to_dict(action: Action) -> dict[str, Any]:
+    return {**_action_to_dict(action, False, ()), "start_date": action.attrs["start_date"]}
 
 
 def _action_to_dict(action: Action, saved: bool, risks: tuple[str, ...]) -> dict[str, Any]:
@@ -127,14 +136,21 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     plan.errors = [_diagnostic_from_dict(d, Severity.ERROR) for d in data.get("errors", [])]
     plan.forbidden = [_forbidden_from_dict(f) for f in data.get("forbidden", [])]
     plan.refusals = list(data.get("refusals", []))
-    for item in data["actions"]:
-        changes = {name: FieldChange(c["before"], c["after"], c.get("drift", False),
-                                     c.get("last_applied"))
-                   for name, c in item["changes"].items()}
-        plan.actions.append(Action(item["action"], item["kind"], item["id"], item["scope"],
-                                   item["source"], changes, item.get("record"),
-                                   item.get("secret_hashes", {}), item.get("rank", 0)))
+    plan.actions = [_action_from_dict(item) for item in data["actions"]]
+    plan.scheduled = [_action_from_dict(item, {"start_date": item["start_date"]})
+                      for item in data.get("scheduled", [])]
+    if "cost" in data:
+        plan.cost = report_from_dict(data["cost"])
     return plan
+
+
+def _action_from_dict(item: dict[str, Any], attrs: dict | None = None) -> Action:
+    changes = {name: FieldChange(c["before"], c["after"], c.get("drift", False),
+                                 c.get("last_applied"))
+               for name, c in item["changes"].items()}
+    return Action(item["action"], item["kind"], item["id"], item["scope"], item["source"],
+                  changes, item.get("record", attrs), item.get("secret_hashes", {}),
+                  item.get("rank", 0))
 
 
 def _forbidden_from_dict(data: dict[str, Any]) -> ForbiddenChange:

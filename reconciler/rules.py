@@ -359,6 +359,29 @@ def check_users(m: Manifests, d: Diagnostics) -> None:
             _check_password(entry, index, index in admins, owners, d)
 
 
+def check_user_extensions(m: Manifests, d: Diagnostics) -> None:
+    """A user's `extension` is one of the tenant's extensions, and no other user's (seed 002)."""
+    for name, entry in m.tenants.items():
+        users = entry.model.users
+        if not any(user.extension for user in users):
+            continue
+        numbers = {ext.model.number for ext in entry.extensions}
+        linked: dict[str, str] = {}  # extension → user e-mail
+        for index, user in enumerate(users):
+            number = user.extension
+            if number is None:
+                continue
+            where = entry.at("users", index, "extension")
+            if number not in numbers:
+                d.error(where, f"user {user.email} is linked to extension {number}, which tenant "
+                        f"'{name}' does not have",
+                        "link an extension with an explicit number of this tenant (an 'auto' "
+                        "number is only known once applied)")
+            elif linked.setdefault(number, user.email) != user.email:
+                d.error(where, f"extension {number} of tenant '{name}' is already linked to "
+                        f"user {linked[number]}", "link each extension to one user")
+
+
 def check_admin_passwords(m: Manifests, d: Diagnostics) -> None:
     """An admin without a password could not log in to hand the tenant over.
 
@@ -418,4 +441,5 @@ def check_tenant_domains(m: Manifests, d: Diagnostics) -> None:
 
 RULES = (check_accounts, check_packages_and_sites, check_number_blocks, check_tenants,
          check_masters, check_extensions, check_dids, check_tenant_domains, check_users,
-         check_targets, check_admin_passwords, check_catalog, check_site_use, check_capacity)
+         check_targets, check_user_extensions, check_admin_passwords, check_catalog,
+         check_site_use, check_capacity)

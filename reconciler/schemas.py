@@ -77,6 +77,32 @@ class PlanForbidden(_Open):
         None, description="errors that only follow from this change, moved here from errors")
 
 
+class PlanAmounts(_Open):
+    before: str = Field(description="monthly amount before the plan, a decimal string like '12.50'")
+    after: str = Field(description="monthly amount after the plan")
+    delta: str = Field(description="after minus before")
+
+
+class PlanInvoice(PlanAmounts):
+    invoice: str = Field(description="'base package ID', 'collective NUMBER' (a main account's "
+                         "collective invoice) or 'account NUMBER, base package ID'")
+    accounts: list[str] = Field(description="the customer numbers billed on it")
+
+
+class PlanCost(_Open):
+    """The monthly cost the plan changes, from the environment's PriceList."""
+
+    price_list: str
+    currency: str
+    total: PlanAmounts
+    accounts: dict[str, PlanAmounts] = Field(description="by customer number")
+    invoices: list[PlanInvoice] = Field(description="one per base package or collective invoice")
+
+
+class PlanScheduled(PlanAction):
+    start_date: str = Field(description="the create waits for this date (YYYY-MM-DD)")
+
+
 class PlanDocument(_Open):
     """The plan JSON of `plan --format json` and of saved plan files (format_version 1)."""
 
@@ -93,6 +119,9 @@ class PlanDocument(_Open):
         description="resources in scope that the manifests no longer declare, left alone")
     forbidden: list[PlanForbidden] | None = None
     refusals: list[str] | None = None
+    scheduled: list[PlanScheduled] | None = Field(
+        None, description="creates with a future start_date: shown, applied on or after it")
+    cost: PlanCost | None = Field(None, description="only with a PriceList in the environment")
     checksum: str | None = Field(None, description="saved plans only: HMAC-SHA256")
 
 

@@ -305,7 +305,7 @@ def extension_fields(draw, number: str, name: str) -> Ext:
         product=(product := maybe(st.sampled_from(list(CATALOG.products)))),
         addons=tuple(draw(st.lists(st.sampled_from(sorted(
             CATALOG.products[product] if product else CATALOG.addons)), unique=True, max_size=3))),
-        start_date=maybe(st.dates(datetime.date(2020, 1, 1), datetime.date(2035, 12, 31))),
+        start_date=maybe(st.dates(datetime.date(2020, 1, 1), datetime.date(2025, 12, 31))),
         reference=maybe(st.from_regex(r"PO-[0-9]{1,6}", fullmatch=True)),
         pin=draw(pins), pin_in_file=draw(st.booleans()), style=draw(st.sampled_from(STYLES)),
     )

@@ -186,7 +186,7 @@ def test_all_bad_values_are_reported_in_one_run(workspace):
 def test_format_of_a_value_is_checked(workspace):
     """`"format": "date"` in the schema is enforced: 30 February is not a start date."""
     env = workspace("autohaus-keller")
-    edit(env / "use.yaml", 'start_date: "2027-01-01"', 'start_date: "2027-02-30"')
+    edit(env / "use.yaml", 'start_date: "2026-09-01"', 'start_date: "2027-02-30"')
     result = cli("render", env.name, cwd=env.parent)
     assert_clean_failure(result)
     line = line_of(env / "use.yaml", "start_date")

@@ -90,8 +90,9 @@ def summary_line(plan: Plan) -> str:
         return (f"Nothing to apply, but {plural(kept, 'resource')} "
                 f"{'is' if kept == 1 else 'are'} no longer in the manifests and left alone "
                 f"(pass --allow-delete to delete). {plural(s['unchanged'], 'resource')} up to date.")
+    later = f" {len(plan.scheduled)} scheduled for a later start date." if plan.scheduled else ""
     if not plan.actions:
-        return f"No changes. {plural(s['unchanged'], 'resource')} up to date."
+        return f"No changes. {plural(s['unchanged'], 'resource')} up to date.{later}"
     left = f", {kept} left alone" if kept else ""
     return (f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
-            f"{s['unchanged']} unchanged{left}.")
+            f"{s['unchanged']} unchanged{left}.{later}")

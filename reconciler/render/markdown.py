@@ -17,6 +17,7 @@ from ..diff import Action
 from ..plan import Plan
 from ..risk import RISKS, plan_risks
 from . import SYMBOLS, change_text, diagnostic_text, group_of, problems, summary_line
+from .costs import cost_markdown, scheduled_markdown
 from .escape import markdown_code, markdown_fence, markdown_html, markdown_text
 
 COMMENT_LIMIT = 65_536
@@ -145,6 +146,12 @@ def _environment_blocks(result: EnvironmentResult) -> list[Block]:
                  "longer in the manifests", "",
                  "They stay on the platform; `--allow-delete` would delete them.", ""]
         blocks.append(Block(_list_forms(intro, lines), 1))
+    if plan.cost is not None:
+        blocks.append(Block(["\n".join(cost_markdown(plan.cost)) + "\n"], 5))
+    if plan.scheduled:
+        intro = [f"#### :calendar: Scheduled: {len(plan.scheduled)} creates wait for their "
+                 "start date", "", "A later apply on or after the date creates them.", ""]
+        blocks.append(Block(_list_forms(intro, scheduled_markdown(plan.scheduled)), 1))
     blocks += _change_blocks(plan, risks)
     if plan.warnings:
         lines = [f"- {_where(str(d.source) if d.source else None)}{markdown_text(d.message)}"

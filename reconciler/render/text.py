@@ -8,6 +8,7 @@ from ..diagnostics import plural
 from ..plan import Plan
 from ..risk import plan_risks
 from . import SYMBOLS, change_text, problems, summary_line
+from .costs import cost_text, scheduled_text
 from .escape import plain
 
 COLORS = {"create": "green", "update": "yellow", "delete": "red"}
@@ -30,6 +31,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
             lines.append(plain(f"      {name}: {change_text(action.action, change)}"))
     if plan.actions:
         lines.append("")
+    if plan.scheduled:
+        lines += scheduled_text(plan.scheduled) + [""]
     for problem in problems(plan):
         where = f"{problem.source}: " if problem.source else ""
         if problem.title == "Forbidden change":
@@ -49,5 +52,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
         lines.append(f"Not in the manifests, left alone: {kept} (pass --allow-delete to delete):")
         lines += [style(f"  = {o.kind} {plain(o.id)}", fg="cyan") + f"  (account {plain(o.scope)})"
                   for o in plan.left_alone]
+    if plan.cost is not None:
+        lines += cost_text(plan.cost)
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
