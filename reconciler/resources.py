@@ -14,6 +14,7 @@ from typing import Any
 from .diagnostics import Diagnostic, ReconcilerError, Source
 from .dids import AUTO, auto_did, tenant_blocks
 from .loader import Document
+from .logo import logo_digest
 from .manifests import Manifests, TenantEntry
 from .secrets import SecretValue
 
@@ -149,6 +150,8 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
     scope = tenant.account
     attrs = _attrs(tenant, "name", ("users", "extensions", "extensions_from"))
     attrs["charset"] = tenant.effective_charset
+    if tenant.logo is not None:  # the content, not only the name: a new image is an update
+        attrs["logo_sha256"] = logo_digest(entry.doc.file.parent / tenant.logo)
     add(Resource("tenant", tenant.name, scope, attrs, doc=entry.doc,
                  rank=_master_depth(manifests, tenant.name)))
     for index, user in enumerate(tenant.users):

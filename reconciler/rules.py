@@ -11,6 +11,7 @@ import re
 from .catalog import check_catalog, effective_catalog
 from .diagnostics import Diagnostics, Source
 from .dids import AUTO, auto_did, in_blocks, tenant_blocks
+from .logo import logo_problem
 from .manifests import ExtensionEntry, Manifests, TenantEntry
 from .model import PIN_PATTERN
 from .numbers import Held, block_intervals, first_overlaps, number_interval
@@ -105,6 +106,8 @@ def check_tenants(m: Manifests, d: Diagnostics) -> None:
             if not logo.is_relative_to(m.env) or not logo.is_file():
                 d.error(entry.at("logo"), f"logo '{tenant.logo}' is not a file in the environment",
                         "put the logo next to the manifest and give its relative path")
+            elif problem := logo_problem(logo):
+                d.error(entry.at("logo"), f"logo '{tenant.logo}' {problem[0]}", problem[1])
         _check_tenant_sites(m, entry, d)
         _check_main_numbers(m, entry, d)
 
