@@ -13,7 +13,7 @@ Amounts are `Decimal`, never floats.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -116,11 +116,20 @@ def _add(table: dict[str, Amounts], key: str, amounts: Amounts) -> None:
 
 def _charges(prices: Prices, objects: Objects) -> dict[tuple[str, str], Decimal]:
     """(customer number, base package id or '') → the monthly amount charged there."""
-    by_kind: dict[str, dict[str, Attrs]] = {}
+    packages: dict[str, Attrs] = {}
+    sites: dict[str, Attrs] = {}
+    tenants: dict[str, Attrs] = {}
+    order_lines: Counter = Counter()  # (tenant, product, add-ons) → extensions
     for (kind, ident), attrs in objects.items():
-        by_kind.setdefault(kind, {})[ident] = attrs
-    packages = by_kind.get("base_package", {})
-    sites = by_kind.get("site", {})
+        if kind == "extension":
+            order_lines[(attrs["tenant"], attrs.get("product"),
+                         tuple(attrs.get("addons") or ()))] += 1
+        elif kind == "base_package":
+            packages[ident] = attrs
+        elif kind == "site":
+            sites[ident] = attrs
+        elif kind == "tenant":
+            tenants[ident] = attrs
     charges: Counter = Counter()
     for ident, attrs in packages.items():
         charges[(attrs["account"], ident)] += (
@@ -132,8 +141,7 @@ def _charges(prices: Prices, objects: Objects) -> dict[tuple[str, str], Decimal]
         charges[(account, package_id)] += (
             prices.site + prices.ip_line * int(attrs.get("ip_lines") or 0)
             + prices.number_block * len(attrs.get("number_blocks") or ()))
-    tenants = by_kind.get("tenant", {})
-    for (tenant, product, addons), count in _extension_counts(by_kind.get("extension", {})):
+    for (tenant, product, addons), count in order_lines.items():
         attrs = tenants.get(tenant, {})
         package_id = next((sites[s]["base_package"] for s in attrs.get("sites") or ()
                            if s in sites), "")
@@ -141,14 +149,6 @@ def _charges(prices: Prices, objects: Objects) -> dict[tuple[str, str], Decimal]
             (prices.addons.get(addon, ZERO) for addon in addons), ZERO)
         charges[(attrs.get("account", ""), package_id)] += unit * count
     return {key: amount.quantize(CENT) for key, amount in charges.items()}
-
-
-def _extension_counts(extensions: Mapping[str, Attrs]) -> Iterable[tuple[tuple, int]]:
-    """How many extensions each tenant has of each (product, add-ons) order line."""
-    counts: Counter = Counter()
-    for attrs in extensions.values():
-        counts[(attrs["tenant"], attrs.get("product"), tuple(attrs.get("addons") or ()))] += 1
-    return counts.items()
 
 
 def _of_kind(objects: Objects, wanted: str) -> dict[str, Attrs]:
