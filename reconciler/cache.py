@@ -19,9 +19,9 @@ import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
-from importlib.metadata import version
 from pathlib import Path
 
+from . import installed_version
 from .lifecycle import today
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _code_digest() -> str:
 
 def entry_path(env: Path, state_url: str, options) -> Path:
     # today's date: a scheduled create falls due on its start date without any file changing
-    ident = json.dumps([str(env.resolve()), state_url, asdict(options), version("reconciler"),
+    ident = json.dumps([str(env.resolve()), state_url, asdict(options), installed_version(),
                         _code_digest(), today().isoformat()])
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import installed_version
 from .apply import ApplyResult, apply_plan, check_not_stale
 from .cache import cached_plan
 from .diagnostics import Diagnostic, ReconcilerError, plural
@@ -113,7 +114,7 @@ Exit codes:
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"],
                                          "max_content_width": 100},
              epilog=EXIT_CODES + "\n\nDocumentation: docs/README.md in the repository.")
-@click.version_option(package_name="reconciler")
+@click.version_option(version=installed_version(), prog_name="reconciler")
 @click.option("-v", "--verbose", count=True,
               help="Log each step on stderr (-vv: with debugging details).")
 def main(verbose: int) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from conftest import EXAMPLES, ROOT, Result, run_cli
 from helpers import edit, line_of, regex_edit, remove_extension
@@ -353,14 +354,66 @@ def test_ci_linter_catches_a_broken_file(schema, name, old, new, tmp_path):
 
 
 def test_ci_examples_run_reconciler_the_documented_way():
+    """What tests/test_ci_examples.py cannot see by running them: the parts GitHub and
+    GitLab do (concurrency, retention, credentials per job)."""
     github = (CI / "github-actions.yml").read_text(encoding="utf-8")
     gitlab = (CI / "gitlab-ci.yml").read_text(encoding="utf-8")
-    assert "--format github" in github and "--detailed-exitcode" in github
-    assert "reconciler validate --strict" in github and "reconciler validate --strict" in gitlab
-    assert "--lock-timeout" in github and "--lock-timeout" in gitlab
-    assert "--auto-approve" not in github  # it applies the reviewed, saved plans
+    for text in (github, gitlab):
+        assert "pip install reconciler" not in text  # an unrelated PyPI package
+        assert "RECONCILER_SOURCE" in text and "--lock-timeout" in text
+        assert "--auto-approve" not in text  # the reviewed, saved plans are applied
+        assert "--detailed-exitcode" in text
+    assert "--format github" in github
+    assert "resource_group: reconciler-state" in gitlab
+    workflow = YAML(typ="safe").load(github)
+    apply_job = workflow["jobs"]["apply"]
+    assert "concurrency" not in apply_job and "concurrency" not in workflow  # never cancelled
+    assert "RECONCILER_STATE_READONLY" in workflow["jobs"]["plan"]["env"]["RECONCILER_STATE"]
+    assert apply_job["environment"] == "production"
+    upload = next(s for s in workflow["jobs"]["plan"]["steps"]
+                  if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["retention-days"] <= 14
 
 
 def test_github_workflow_creates_the_plans_directory():
     github = (CI / "github-actions.yml").read_text(encoding="utf-8")
     assert github.index("mkdir -p plans") < github.index("--out \"plans/")
+
+
+# ---------------------------------------------------------------------------
+# One markdown comment for many environments and many errors (the GitHub limit)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_markdown_comment_of_several_big_environments_and_many_errors_fits(tmp_path, sqlite_url):
+    """Six environments: four with 3,000 new extensions each, one with 1,500 bad batch rows,
+    one whose dial-plan switch makes every extension a follow-on error. The issue measured
+    123k–225k characters for such comments; the whole comment must stay within 65,536."""
+    names = [f"big-{n}" for n in range(4)] + ["bad-rows", "dial-switch"]
+    for name in names:
+        shutil.copytree(EXAMPLES / "comuniq-one-4digit", tmp_path / name)
+    for n in range(4):
+        rows = [f"{5000 + i}\tMitarbeiterin Nummer {i}\t0000\t089\tAbteilung {i % 7} (Standort "
+                f"München)\tm{i}@lindner-immobilien.example" for i in range(3000)]
+        with open(tmp_path / f"big-{n}" / "staff.tsv", "a", encoding="utf-8") as handle:
+            handle.write("\n".join(rows) + "\n")
+    with open(tmp_path / "bad-rows" / "staff.tsv", "a", encoding="utf-8") as handle:
+        handle.write("\n".join(f"{5000 + i}\tName {i}\t12\t089\tAnzeige {i}" for i in range(1500))
+                     + "\n")
+    dial = tmp_path / "dial-switch"
+    assert cli("apply", dial.name, "--state", sqlite_url, "--auto-approve",
+               cwd=tmp_path).returncode == 0
+    edit(dial / "tenant-lindner-immobilien.yaml", "dial_plan: 4", "dial_plan: 3")
+    full = cli("plan", *names, "--state", sqlite_url, "--format", "json", cwd=tmp_path)
+    assert len(full.stdout) > 4 * 65_536  # what a comment of everything would be
+    result = cli("plan", *names, "--state", sqlite_url, "--format", "markdown",
+                 cwd=tmp_path, env={"RECONCILER_FULL_PLAN_URL": "https://ci.example/runs/7"})
+    assert result.returncode == 1
+    comment = result.stdout
+    print(f"comment size: {len(comment)} characters")  # reported by the issue's note
+    assert len(comment) <= 65_536
+    assert "[the full plan](https://ci.example/runs/7)" in comment
+    for name in names:
+        assert f"### `{name}`" in comment
+    assert "1. **Forbidden change:** `dial-switch/tenant-lindner-immobilien.yaml:" in comment
+    assert comment.count("<details") == comment.count("</details>")

@@ -23,7 +23,7 @@ from .escape import markdown_code, markdown_fence, markdown_html, markdown_text
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- reconciler-plan -->"  # finds the sticky comment again
 SMALL_PLAN_LINES = 60  # a plan with at most this many change lines is shown unfolded
-LIST_HEAD = 20  # items kept when a long list is shortened
+HEADS = (400, 200, 100, 50, 20)  # items kept, step by step, when a list or section is shortened
 RISK_ICONS = {"delete": ":wastebasket:", "admin": ":crown:", "drift-revert": ":leftwards_arrow_with_hook:",
               "secret": ":key:"}
 
@@ -79,6 +79,11 @@ def _fit(blocks: list[Block], budget: int, note: str) -> str:
         block = min(candidates, key=lambda b: (b.priority, -b.saving()))
         block.level += 1
         shortened = True
+    # Shrinking the least important first may have gone further than needed once the
+    # important ones shrank too: give the room left back, most important first.
+    for block in sorted(blocks, key=lambda b: -b.priority):
+        while block.level and total() - len(block.text) + len(block.forms[block.level - 1]) <= budget:
+            block.level -= 1
     kept, used = [], 0
     for index, block in enumerate(blocks):
         if used + len(block.text) > budget:
@@ -192,14 +197,13 @@ def _risk_line(action: Action, risks: tuple[str, ...]) -> str:
 
 
 def _list_forms(intro: list[str], lines: list[str]) -> list[str]:
-    """A list in full, then its first LIST_HEAD items, then only its heading."""
+    """A list in full, then ever shorter heads of it, then only its heading."""
     def form(items: list[str], more: int) -> str:
         rest = [f"- … and {more} more (see the full plan)"] if more else []
         return "\n".join(intro + items + rest) + "\n\n"
 
     forms = [form(lines, 0)]
-    if len(lines) > LIST_HEAD:
-        forms.append(form(lines[:LIST_HEAD], len(lines) - LIST_HEAD))
+    forms += [form(lines[:head], len(lines) - head) for head in HEADS if head < len(lines)]
     if lines:
         forms.append(form([], len(lines)))
     return forms
@@ -210,31 +214,38 @@ def _change_blocks(plan: Plan, risks: list[tuple[str, ...]]) -> list[Block]:
     by_customer: dict[str, list[tuple[Action, tuple[str, ...]]]] = {}
     for action, marks in zip(plan.actions, risks):
         by_customer.setdefault(action.scope, []).append((action, marks))
-    bodies = {scope: _diff_lines(sorted(items, key=lambda item: group_of(item[0])))
+    bodies = {scope: [_diff_lines(action, marks) for action, marks in
+                      sorted(items, key=lambda item: group_of(item[0]))]
               for scope, items in by_customer.items()}
-    small = sum(len(lines) for lines in bodies.values()) <= SMALL_PLAN_LINES
+    small = sum(len(lines) for body in bodies.values() for lines in body) <= SMALL_PLAN_LINES
     blocks = []
     for scope in sorted(by_customer):
         actions = [a for a, _ in by_customer[scope]]
         summary = (f"<summary>Customer <code>{markdown_html(scope or '-')}</code>"
                    f"{_account_name(actions)} ({_counts(actions)})</summary>")
-        fenced = "\n".join(markdown_fence(bodies[scope], "diff"))
-        full = f"<details{' open' if small else ''}>{summary}\n\n{fenced}\n\n</details>\n\n"
-        folded = f"<details>{summary}\n\nLeft out to fit the comment.\n\n</details>\n\n"
-        blocks.append(Block([full, folded], 0))
+        body = bodies[scope]
+
+        def form(head: int) -> str:
+            lines = [line for action_lines in body[:head] for line in action_lines]
+            more = (f"… and {len(body) - head} more changes (see the full plan)\n\n"
+                    if head < len(body) else "")
+            fenced = "\n".join(markdown_fence(lines, "diff"))
+            return (f"<details{' open' if small else ''}>{summary}\n\n{fenced}\n\n{more}"
+                    "</details>\n\n")
+
+        forms = [form(len(body))] + [form(head) for head in HEADS if 0 < head < len(body)]
+        forms.append(f"<details>{summary}\n\nLeft out to fit the comment.\n\n</details>\n\n")
+        blocks.append(Block(forms, 0))
     return blocks
 
 
-def _diff_lines(items: list[tuple[Action, tuple[str, ...]]]) -> list[str]:
-    lines = []
-    for action, marks in items:
-        where = f"  # {action.source}" if action.source else ""
-        risk = f"  [{', '.join(marks)}]" if marks else ""
-        lines.append(f"{SYMBOLS[action.action]} {action.kind} {action.id}{where}{risk}")
-        sign = "!" if action.action == "update" else SYMBOLS[action.action]
-        lines += [f"{sign}     {name}: {change_text(action.action, change)}"
-                  for name, change in action.changes.items()]
-    return lines
+def _diff_lines(action: Action, marks: tuple[str, ...]) -> list[str]:
+    where = f"  # {action.source}" if action.source else ""
+    risk = f"  [{', '.join(marks)}]" if marks else ""
+    sign = "!" if action.action == "update" else SYMBOLS[action.action]
+    return [f"{SYMBOLS[action.action]} {action.kind} {action.id}{where}{risk}",
+            *(f"{sign}     {name}: {change_text(action.action, change)}"
+              for name, change in action.changes.items())]
 
 
 def _account_name(actions: list[Action]) -> str:
