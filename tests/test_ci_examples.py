@@ -44,8 +44,12 @@ ALTER DEFAULT PRIVILEGES FOR ROLE reconciler IN SCHEMA public GRANT SELECT ON TA
 def reconciler_wheel(tmp_path_factory) -> Path:
     """The pip requirement the examples install (RECONCILER_SOURCE): built from this repository."""
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: parallel test workers must not share setuptools' build directories.
+    source = out / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", ".reconciler", "__pycache__", ".pytest_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out),
-                    str(ROOT)], check=True, timeout=600)
+                    str(source)], check=True, timeout=600)
     return next(out.glob("pbx_reconciler-*.whl"))
 
 

@@ -392,6 +392,7 @@ def test_markdown_comment_of_several_big_environments_and_many_errors_fits(tmp_p
     names = [f"big-{n}" for n in range(4)] + ["bad-rows", "dial-switch"]
     for name in names:
         shutil.copytree(EXAMPLES / "comuniq-one-4digit", tmp_path / name)
+        edit(tmp_path / name / "account.yaml", "parallel_calls: 40", "parallel_calls: 400")
     for n in range(4):
         rows = [f"{5000 + i}\tMitarbeiterin Nummer {i}\t0000\t089\tAbteilung {i % 7} (Standort "
                 f"München)\tm{i}@lindner-immobilien.example" for i in range(3000)]
