@@ -220,6 +220,7 @@ def test_github_forbidden_change_points_at_the_manifest(envs, sqlite_url):
     tenant = env / "tenant-mustermensch.yaml"
     edit(tenant, "dial_plan: 3", "dial_plan: 4")
     regex_edit(tenant, r'number: "(\d{3})"', r'number: "\g<1>0"')  # keep it valid otherwise
+    regex_edit(tenant, r'extension: "(\d{3})"', r'extension: "\g<1>0"')  # the users' links too
     result = cli("plan", env.name, "--format", "github", "--state", sqlite_url, cwd=envs)
     assert result.returncode == 1, result.output
     line = line_of(tenant, "dial_plan:")
@@ -244,7 +245,7 @@ def test_github_delete_is_a_warning(envs, sqlite_url):
 def test_github_refused_deletes_are_an_error(envs, sqlite_url):
     env = envs / "main-with-subaccounts"
     assert cli("apply", env.name, "--state", sqlite_url, "--auto-approve", cwd=envs).returncode == 0
-    for number in ("110", "120", "130"):
+    for number in ("100", "120", "130"):  # none linked to a user
         remove_extension(env / "tenant-mustermensch.yaml", number)
     result = cli("plan", env.name, "--format", "github", "--allow-delete",
                  "--state", sqlite_url, cwd=envs)
