@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from .diagnostics import ReconcilerError
 from .diff import Action
 from .loader import paused_gc
-from .plan import Plan
-from .state.base import ChangeRecord, StateStore, Write
+from .plan import Plan, PlanOptions, build_plan
+from .state.base import StateStore, Write
 from .state.sql import short_reason
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ FAULT_FAIL_ENV = "RECONCILER_FAULT_FAIL_AT"
 FAULT_KILL_ENV = "RECONCILER_FAULT_KILL_AT"
 
 
-class StalePlan(ReconcilerError):
-    pass
+class PlanMismatch(ReconcilerError):
+    """A saved plan whose actions the manifests and the state no longer give."""
 
 
 class InjectedFault(RuntimeError):
@@ -50,28 +51,78 @@ class ApplyResult:
         return self.failed is None
 
 
-def check_not_stale(plan: Plan, store: StateStore) -> None:
-    """Refuse a plan when a resource in its scope, or one it writes, changed after it was made.
+def replan_saved(saved: Plan, env: Path, store: StateStore, options: PlanOptions,
+                 saved_options: dict | None = None, build=build_plan) -> Plan:
+    """The fresh plan of `env`, when its actions equal `saved`'s; else PlanMismatch.
 
-    Identities are global: another environment may have created what this plan
-    creates, under an account this plan does not declare.
+    A saved plan file is not trusted: it only says what the reviewer saw. What
+    apply writes (records, secrets) always comes from planning the manifests
+    again against the current state (and, with providers, the target), so an
+    edited or forged file can at most be refused, and a plan is never stale
+    because of changes to objects it does not touch. `build` lets callers
+    that plan against more than the state (targets) plan the same way.
     """
-    scope = set(plan.scope)
-    keys = {action.key for action in plan.actions}
-    moved = [c for c in store.changes_since(plan.state_serial)
-             if c.scope in scope or (c.kind, c.id) in keys]
-    if moved:
-        raise StalePlan(
-            f"the plan is stale: the state changed since it was made (serial "
-            f"{plan.state_serial} → {moved[-1].serial}); changed since: {_describe(moved)} — "
-            "make a new plan and review it again"
-        )
+    fresh = build(env, store, options)
+    if fresh.rejected:
+        raise PlanMismatch(fresh.errors or [
+            f"the plan of {saved.env} is rejected now: "
+            + "; ".join([f"{f.kind} {f.id}: {f.reason}" for f in fresh.forbidden] + fresh.refusals)
+            + " — fix the manifests, make a new plan and review it again"])
+    differences = action_differences(saved.actions, fresh.actions)
+    if differences:
+        hint = _options_hint(saved_options, options)
+        raise PlanMismatch(
+            f"the saved plan no longer matches what the manifests and the current state give "
+            f"({len(differences)} differences): {_first(differences)} — make a new plan and "
+            f"review it again{hint}")
+    return fresh
 
 
-def _describe(changes: list[ChangeRecord], limit: int = 10) -> str:
-    shown = ", ".join(f"{c.action} {c.kind} {c.id}" for c in changes[:limit])
-    more = len(changes) - limit
-    return shown + (f" and {more} more" if more > 0 else "")
+def action_differences(saved: list[Action], fresh: list[Action]) -> list[str]:
+    """What differs between two action lists, one sentence per resource."""
+    before = {a.key: a for a in saved}
+    after = {a.key: a for a in fresh}
+    out = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if new is None:
+            out.append(f"{old.action} {old.kind} {old.id} is no longer planned")
+        elif old is None:
+            out.append(f"{new.action} {new.kind} {new.id} is planned now, not in the saved plan")
+        elif old.action != new.action:
+            out.append(f"{new.kind} {new.id} is a {new.action} now, a {old.action} in the saved plan")
+        else:
+            fields = _differing_fields(old, new)
+            if fields:
+                out.append(f"{new.action} {new.kind} {new.id} differs in {', '.join(fields)}")
+    return out
+
+
+def _differing_fields(old: Action, new: Action) -> list[str]:
+    names = sorted(old.changes.keys() | new.changes.keys() | (old.attrs or {}).keys()
+                   | (new.attrs or {}).keys())
+    fields = [name for name in names
+              if old.changes.get(name) != new.changes.get(name)
+              or (old.attrs or {}).get(name) != (new.attrs or {}).get(name)]
+    if old.scope != new.scope:
+        fields.append("scope")
+    return fields
+
+
+def _first(differences: list[str], limit: int = 10) -> str:
+    more = len(differences) - limit
+    return "; ".join(differences[:limit]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _options_hint(saved_options: dict | None, options: PlanOptions) -> str:
+    if not saved_options:
+        return ""
+    changed = [name for name, value in asdict(options).items()
+               if name in saved_options and saved_options[name] != value]
+    if not changed:
+        return ""
+    flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+    return f" (the plan was made with other options: {flags}; apply takes them from its own command line)"
 
 
 def batch_size(total: int) -> int:
@@ -84,7 +135,7 @@ def batch_size(total: int) -> int:
 
 def to_write(action: Action) -> Write:
     return Write(action.action, action.kind, action.id, action.scope, action.attrs,
-                 action.secret_hashes)
+                 action.secret_records)
 
 
 def apply_plan(plan: Plan, store: StateStore, progress=None) -> ApplyResult:

@@ -134,21 +134,29 @@ def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostic
 
 
 def _column_problem(column: str, value: str, dial_plan: int) -> tuple[str, str] | None:
-    """(what is wrong, how to fix it) for one batch column, or None."""
+    """(what is wrong, how to fix it) for one batch column, or None.
+
+    No message quotes a cell: in a row with shifted columns any cell may hold
+    the PIN. A name of only digits is refused for the same reason.
+    """
     if column == "number":
         if not (_DIGITS.match(value) and len(value) == dial_plan):
-            return (f"extension number '{value}' is not {dial_plan} digits",
+            return (f"the extension number is not {dial_plan} digits",
                     f"the tenant's dial plan has {dial_plan}-digit extensions")
     elif column in ("name", "display_name"):
         if not value.strip():
             return (f"the {column.replace('_', ' ')} is empty", "fill it in")
+        if _PIN.match(value.strip()):
+            return (f"the {column.replace('_', ' ')} is only digits, like a PIN",
+                    "check that the columns are in order: "
+                    "number, name, pin, area_code, display_name[, email]")
     elif column == "pin":
         if not _PIN.match(value):  # never echo the PIN itself
             return "the PIN must be 4–8 digits", "use '0000' to make the user choose one"
     elif column == "area_code":
         if not _AREA_CODE.match(value):
-            return f"area code '{value}' is not valid", "write it like '030' or '089'"
+            return "the area code is not valid", "write it like '030' or '089'"
     elif column == "email":
         if value and not _EMAIL.match(value):
-            return f"'{value}' is not a valid e-mail address", "fix it or leave the column empty"
+            return "the e-mail address is not valid", "fix it or leave the column empty"
     return None

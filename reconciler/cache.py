@@ -22,12 +22,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import installed_version
+from .files import write_private
 from .lifecycle import today
 
 log = logging.getLogger(__name__)
 
 _template_dirs: ContextVar[set | None] = ContextVar("template_dirs", default=None)
 _env_vars: ContextVar[set | None] = ContextVar("env_vars", default=None)
+_secret_files: ContextVar[set | None] = ContextVar("secret_files", default=None)
 
 
 def record_template_dir(path: Path) -> None:
@@ -44,16 +46,24 @@ def record_env_var(name: str) -> None:
         seen.add(name)
 
 
+def record_secret_file(path: Path) -> None:
+    """Called by secret resolution for every secret file it reads."""
+    seen = _secret_files.get()
+    if seen is not None:
+        seen.add(str(path))
+
+
 @contextmanager
 def recording():
-    """Collect the template directories and environment variables a plan reads."""
-    dirs, names = set(), set()
-    tokens = (_template_dirs.set(dirs), _env_vars.set(names))
+    """Collect the template directories, environment variables and secret files a plan reads."""
+    dirs, names, files = set(), set(), set()
+    tokens = (_template_dirs.set(dirs), _env_vars.set(names), _secret_files.set(files))
     try:
-        yield dirs, names
+        yield dirs, names, files
     finally:
         _template_dirs.reset(tokens[0])
         _env_vars.reset(tokens[1])
+        _secret_files.reset(tokens[2])
 
 
 def cache_dir() -> Path:
@@ -66,22 +76,33 @@ def env_digest(env: Path) -> bytes:
     return digest.digest()
 
 
-def _tree_digest(root: Path, digest) -> None:
+def _tree_digest(root: Path, digest, skip: frozenset = frozenset()) -> None:
+    """Names and contents of the files under `root`; of those in `skip` only the name."""
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        if str(path.resolve()) not in skip:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
-def fingerprint(key: bytes, env: Path, template_dirs: list[str], env_vars: list[str]) -> str:
-    digest = hashlib.sha256(env_digest(env))
+def fingerprint(key, env: Path, template_dirs: list[str], env_vars: list[str],
+                secret_files: list[str]) -> str:
+    """What a plan was made from; secrets only as HMACs with the fingerprint `key`."""
+    digest = hashlib.sha256()
+    _tree_digest(env, digest, frozenset(secret_files))
     for directory in template_dirs:
         digest.update(directory.encode() + b"\0")
         if Path(directory).is_dir():
             _tree_digest(Path(directory), digest)
-    for name in env_vars:
-        value = os.environ.get(name)
-        digest.update(name.encode() + b"\0" + (b"-" if value is None else b"+" + value.encode()))
-    return hmac.new(key, digest.digest(), hashlib.sha256).hexdigest()
+    if env_vars or secret_files:
+        secrets = hmac.new(key.secret, b"reconciler plan cache", hashlib.sha256)
+        for name in env_vars:
+            value = os.environ.get(name)
+            secrets.update(name.encode() + b"\0" + (b"-" if value is None else b"+" + value.encode()))
+        for name in secret_files:
+            path = Path(name)
+            secrets.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-"))
+        digest.update(secrets.digest())
+    return digest.hexdigest()
 
 
 def _code_digest() -> str:
@@ -99,7 +120,7 @@ def entry_path(env: Path, state_url: str, options) -> Path:
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
 
-def lookup(path: Path, key: bytes, env: Path, state_version: tuple[int, int]) -> dict | None:
+def lookup(path: Path, key, env: Path, state_version: tuple[int, int]) -> dict | None:
     """The cached plan JSON, or None when anything it was made from changed."""
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
@@ -107,37 +128,47 @@ def lookup(path: Path, key: bytes, env: Path, state_version: tuple[int, int]) ->
         return None
     if tuple(entry.get("state", ())) != state_version:
         return None
-    if entry.get("fingerprint") != fingerprint(key, env, entry["template_dirs"], entry["env_vars"]):
+    secret_files = entry.get("secret_files", [])
+    if (entry["env_vars"] or secret_files) and key is None:
+        return None
+    if entry.get("fingerprint") != fingerprint(key, env, entry["template_dirs"], entry["env_vars"],
+                                               secret_files):
         return None
     log.info("plan served from the cache (%s): nothing changed since the last plan", path)
     return entry["plan"]
 
 
-def store(path: Path, key: bytes, env: Path, state_version: tuple[int, int], plan: dict,
-          template_dirs: set, env_vars: set) -> None:
-    dirs, names = sorted(template_dirs), sorted(env_vars)
+def store(path: Path, key, env: Path, state_version: tuple[int, int], plan: dict,
+          template_dirs: set, env_vars: set, secret_files: set) -> None:
+    dirs, names, files = sorted(template_dirs), sorted(env_vars), sorted(secret_files)
+    if (names or files) and key is None:
+        log.debug("plan not cached: it read secrets and no fingerprint key is configured")
+        return
     entry = {"state": list(state_version), "template_dirs": dirs, "env_vars": names,
-             "fingerprint": fingerprint(key, env, dirs, names), "plan": plan}
+             "secret_files": files, "fingerprint": fingerprint(key, env, dirs, names, files),
+             "plan": plan}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
-        temporary.replace(path)
+        write_private(path, json.dumps(entry, ensure_ascii=False))
     except OSError as exc:  # a cache that cannot be written only costs time
         log.debug("cannot write the plan cache: %s", exc)
 
 
 def cached_plan(env: Path, state, options, build, from_dict, to_dict):
     """`build(env, state, options)`, or the cached result when nothing it reads has changed."""
-    key = state.signing_key()
+    from .secrets import SecretError, fingerprint_key  # secrets imports this module
+
+    try:
+        key = fingerprint_key()
+    except SecretError:
+        key = None  # the plan reports the bad key
     state_version = state.version()
     path = entry_path(env, state.url_for_display, options)
     cached = lookup(path, key, env, state_version)
     if cached is not None:
         return from_dict(cached)
     before = env_digest(env)
-    with recording() as (dirs, names):
+    with recording() as (dirs, names, files):
         plan = build(env, state, options)
     if plan.state_serial == state_version[0] and env_digest(env) == before:
-        store(path, key, env, state_version, to_dict(plan), dirs, names)
+        store(path, key, env, state_version, to_dict(plan), dirs, names, files)
     return plan

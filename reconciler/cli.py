@@ -7,13 +7,14 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import installed_version
-from .apply import ApplyResult, apply_plan, check_not_stale
+from .apply import ApplyResult, apply_plan, replan_saved
 from .cache import cached_plan
 from .diagnostics import Diagnostic, ReconcilerError, plural
 from .export import dump_yaml
@@ -70,9 +71,12 @@ class Main(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: shown by `main`
         except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, details with -v
-            log.debug("internal error", exc_info=True)
-            click.echo(f"internal error: {type(exc).__name__}: {exc} — this is a bug in "
-                       "reconciler; rerun with -v for details and report it", err=True)
+            # The message of an unexpected exception may quote any value, a secret
+            # too: only its type and where it was raised are shown.
+            log.debug("internal error %s, raised at:\n%s", type(exc).__name__,
+                      "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+            click.echo(f"internal error: {type(exc).__name__} — this is a bug in "
+                       "reconciler; rerun with -v for where it happened and report it", err=True)
         sys.exit(1)
 
 
@@ -201,7 +205,7 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
     results: list[EnvironmentResult] = []
     for env in envs:
         try:
-            if out:  # a saved plan carries new secret hashes: always computed afresh
+            if out:  # a saved plan holds the full records: always computed afresh
                 result = build_plan(env, store, options)
             else:
                 result = cached_plan(env, store, options, build_plan, plan_from_dict, plan_to_dict)
@@ -216,7 +220,7 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
             text = "".join(github_log(line) + "\n" for line in render_text(result).splitlines())
             click.echo(stop_commands(text), nl=False)
         if out:
-            _save(result, out, store)
+            _save(result, out, options)
     _print_collected(results, output_format, full_plan_url)
     outcomes = {r.env: _outcome(r.plan) if r.plan else "failed" for r in results}
     if len(envs) > 1:
@@ -242,7 +246,7 @@ def _print_collected(results: list[EnvironmentResult], output_format: str,
         click.echo(render_github(plans), nl=False)
 
 
-def _save(result: Plan, out: Path, store) -> None:
+def _save(result: Plan, out: Path, options: PlanOptions) -> None:
     """Save a plan with changes; a rejected or no-op plan leaves no plan file behind."""
     if (result.rejected or not result.has_changes) and out.exists():
         out.unlink()  # never leave an older, applicable plan behind
@@ -250,7 +254,7 @@ def _save(result: Plan, out: Path, store) -> None:
     if not result.rejected and not result.has_changes:
         click.echo(f"Nothing to apply: no plan saved to {plain(out)}.", err=True)
         return
-    write_saved_plan(result, out, store.signing_key())  # refuses a rejected plan, saying why
+    write_saved_plan(result, out, options)  # refuses a rejected plan, saying why
     click.echo(f"Saved the plan to {plain(out)}; apply it with 'reconciler apply {plain(out)}'.",
                err=True)
 
@@ -295,13 +299,15 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
     saved = len(targets) == 1 and targets[0].is_file()
     if not saved and any(t.is_file() for t in targets):
         raise ReconcilerError("give either one saved plan file or environment directories")
+    options = PlanOptions(allow_delete, max_delete_percent, force, strict)
+    if saved:
+        saved_plan, saved_options = read_saved_plan(targets[0])
+        env = saved_environment(saved_plan, targets[0])
     store = open_store(require_state(state_url))
     with store.lock(lock_timeout):
         if saved:
-            plans = [read_saved_plan(targets[0], store.signing_key())]
-            check_not_stale(plans[0], store)
+            plans = [replan_saved(saved_plan, env, store, options, saved_options)]
         else:
-            options = PlanOptions(allow_delete, max_delete_percent, force, strict)
             plans = [build_plan(env, store, options) for env in targets]
             for item in plans:
                 click.echo(render_text(item, color=sys.stdout.isatty()), nl=False)
@@ -314,6 +320,22 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
         for item in plans:
             failed |= not _apply_one(item, store)
     sys.exit(1 if failed else 0)
+
+
+def saved_environment(saved: Plan, plan_file: Path) -> Path:
+    """The environment directory a saved plan names: relative to the current directory.
+
+    `plan ENV --out FILE` records ENV relative to the directory it ran in (or
+    absolute when ENV lies outside it); apply must run from the same directory,
+    the repository root in CI.
+    """
+    env = Path(saved.env)
+    if not env.is_dir():
+        raise ReconcilerError(Diagnostic(
+            None, f"the plan {plain(plan_file)} is for environment '{plain(saved.env)}', which is "
+            f"not a directory under {plain(Path.cwd())}",
+            "run apply from the directory plan ran in (the repository root)"))
+    return env
 
 
 @main.command("render", epilog=EXIT_CODES, short_help="Print manifests after templating.")

@@ -2,7 +2,9 @@
 
 A plain dict comparison keyed by (kind, id): linear, and fast enough for
 100k extensions (deepdiff would cost as much as parsing). Secrets are
-compared by hashing the desired value with the stored salt.
+compared by reference and, with a fingerprint key, by keyed fingerprint
+(see secrets.py); an action carries the records apply stores, never in a
+saved plan.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .resources import KIND_RANK, Key, Resource
-from .secrets import hash_secret
+from .secrets import FingerprintKey, secret_change, secret_record
 from .state.base import StateResource
 
 SENSITIVE_CHANGED = "(sensitive value changed)"
 SENSITIVE = "(sensitive value)"
+_WRITTEN_AGAIN = {
+    "reference changed": "(sensitive value written again: its reference or version changed)",
+    "no fingerprint with this key yet": "(sensitive value written again: no fingerprint with "
+                                        "this key yet)",
+}
+SENSITIVE_MARKERS = frozenset({SENSITIVE, SENSITIVE_CHANGED, *_WRITTEN_AGAIN.values()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +45,7 @@ class Action:
     source: str | None
     changes: dict[str, FieldChange]
     attrs: dict[str, Any] | None  # the full record to write (None for delete)
-    secret_hashes: dict[str, str] = field(default_factory=dict)  # new salted hashes
+    secret_records: dict[str, dict] = field(default_factory=dict)  # what the state keeps
     rank: int = 0
 
     @property
@@ -58,15 +66,16 @@ class Diff:
     orphans: list[StateResource]  # in the state and in scope, but not in the manifests
 
 
-def diff(desired: dict[Key, Resource], current: dict[Key, StateResource]) -> Diff:
+def diff(desired: dict[Key, Resource], current: dict[Key, StateResource],
+         key: FingerprintKey | None = None) -> Diff:
     actions: list[Action] = []
     unchanged = 0
-    for key, resource in desired.items():
-        existing = current.get(key)
+    for ident, resource in desired.items():
+        existing = current.get(ident)
         if existing is None:
-            actions.append(_create(resource))
+            actions.append(_create(resource, key))
             continue
-        action = _update(resource, existing)
+        action = _update(resource, existing, key)
         if action is None:
             unchanged += 1
         else:
@@ -81,17 +90,22 @@ def delete_action(existing: StateResource) -> Action:
     return Action("delete", existing.kind, existing.id, existing.scope, None, changes, None)
 
 
-def _create(resource: Resource) -> Action:
+def _create(resource: Resource, key: FingerprintKey | None) -> Action:
     changes = {name: FieldChange(None, value) for name, value in resource.attrs.items()
                if value not in (None, [], {}, False)}
-    hashes = {name: hash_secret(secret.reveal()) for name, secret in resource.secrets.items()}
-    for name in hashes:
+    records = {name: secret_record(secret, key, _subject(resource, name))
+               for name, secret in resource.secrets.items()}
+    for name in records:
         changes[name] = FieldChange(None, SENSITIVE)
     return Action("create", resource.kind, resource.id, resource.scope, _source(resource),
-                  changes, resource.attrs, hashes, resource.rank)
+                  changes, resource.attrs, records, resource.rank)
 
 
-def _update(resource: Resource, existing: StateResource) -> Action | None:
+def _subject(resource: Resource, name: str) -> str:
+    return f"{resource.kind}/{resource.id}/{name}"
+
+
+def _update(resource: Resource, existing: StateResource, key: FingerprintKey | None) -> Action | None:
     changes: dict[str, FieldChange] = {}
     applied = existing.last_applied or {}
     for name, after in resource.attrs.items():
@@ -99,16 +113,18 @@ def _update(resource: Resource, existing: StateResource) -> Action | None:
         if before != after:
             drift = existing.last_applied is not None and applied.get(name) != before
             changes[name] = FieldChange(before, after, drift, applied.get(name) if drift else None)
-    hashes = {}
+    records = {}
     for name, secret in resource.secrets.items():
-        if not secret.matches(existing.secrets.get(name)):
-            hashes[name] = hash_secret(secret.reveal())
+        subject = _subject(resource, name)
+        reason = secret_change(secret, existing.secrets.get(name), key, subject)
+        if reason is not None:
+            records[name] = secret_record(secret, key, subject)
             before = SENSITIVE if name in existing.secrets else None
-            changes[name] = FieldChange(before, SENSITIVE_CHANGED)
+            changes[name] = FieldChange(before, _WRITTEN_AGAIN.get(reason, SENSITIVE_CHANGED))
     if not changes and resource.scope == existing.scope:
         return None
     return Action("update", resource.kind, resource.id, resource.scope, _source(resource),
-                  changes, resource.attrs, hashes, resource.rank)
+                  changes, resource.attrs, records, resource.rank)
 
 
 def _source(resource: Resource) -> str | None:

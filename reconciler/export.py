@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 
 from .catalog import catalog_document
 from .diagnostics import ReconcilerError
+from .files import write_private
 from .loader import paused_gc
 from .model import KINDS, Extension, User
 from .state.base import StateResource, StateStore
@@ -139,7 +140,7 @@ def _without(attrs: dict, *names: str) -> dict:
 
 
 def _dump(path: Path, documents: list[dict], header: str) -> Path:
-    path.write_text(header + dump_yaml(documents), encoding="utf-8")
+    write_private(path, header + dump_yaml(documents))
     return path
 
 

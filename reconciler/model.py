@@ -59,6 +59,10 @@ EnvName = _format(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name")
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+SECRET_VERSION_HELP = ("raise it to write the secret again: without RECONCILER_SECRET_KEY a new "
+                       "value behind the same reference is not noticed")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -67,6 +71,7 @@ class EnvSecret(Strict):
     """A secret read from an environment variable."""
 
     env: EnvName = Field(description="the variable's name")
+    version: int = Field(0, ge=0, description=SECRET_VERSION_HELP)
 
 
 class FileSecret(Strict):
@@ -74,6 +79,7 @@ class FileSecret(Strict):
 
     file: Annotated[str, Field(min_length=1)] = Field(
         description="the file's path, relative to the manifest; its content is the value")
+    version: int = Field(0, ge=0, description=SECRET_VERSION_HELP)
 
 
 Secret = Annotated[

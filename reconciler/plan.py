@@ -10,16 +10,18 @@ neither saved nor applied.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .diagnostics import Diagnostic, Diagnostics, display_path
+from .diagnostics import Diagnostic, Diagnostics, ReconcilerError, display_path
 from .diff import Action, Diff, delete_action, diff
 from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
 from .loader import paused_gc
 from .manifests import Manifests
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
+from .secrets import FingerprintKey, SecretError, fingerprint_key
 from .state.base import Snapshot, StateResource, StateStore
 from .validate import validate_environment
 
@@ -74,6 +76,8 @@ class Plan:
     left_alone: list[LeftAlone] = field(default_factory=list)  # orphans kept (no --allow-delete)
     scheduled: list[Action] = field(default_factory=list)  # creates with a future start_date
     cost: CostReport | None = None  # with a price list: the monthly cost before and after
+    # "fingerprinted" (a key is configured) or "write-only"; "" when nothing has secrets
+    secrets_mode: str = ""
 
     @property
     def rejected(self) -> bool:
@@ -99,6 +103,7 @@ def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
 
 
 def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
+    key = _fingerprint_key()
     manifests, diagnostics = validate_environment(env, need_secrets=True)
     log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
              len(diagnostics.errors), len(diagnostics.warnings),
@@ -108,6 +113,8 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
     plan = Plan(display_path(env), snapshot.serial, sorted(scope))
     desired = desired_resources(manifests, existing_extensions(snapshot))
+    if any(resource.secrets for resource in desired.values()):
+        plan.secrets_mode = "fingerprinted" if key else "write-only"
     _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
     _keep_existing_admin_passwords(diagnostics, snapshot)
     _collect_diagnostics(plan, diagnostics, options.strict)
@@ -117,10 +124,11 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
         # consequence of one (a new dial plan makes every extension too short).
         guarded = {key: r for key, r in desired.items() if KIND_SPECS[key[0]].forbidden
                    or key[0] == "account"}
-        _check_forbidden(plan, diff(guarded, snapshot.resources).actions, desired, store)
+        _check_forbidden(plan, diff(guarded, snapshot.resources, key).actions, desired, store)
         _group_follow_ons(plan)
         return plan
-    result = diff(desired, snapshot.resources)
+    result = diff(desired, snapshot.resources, key)
+    _injected_bug(desired)
     plan.unchanged = result.unchanged
     plan.actions = result.actions
     _check_forbidden(plan, plan.actions, desired, store)
@@ -146,6 +154,23 @@ def _cost(manifests: Manifests, snapshot: Snapshot, actions: list[Action]) -> Co
         else:
             after[action.key] = action.attrs
     return cost_report(prices, before, after)
+
+
+# Fault injection for the secret-canary tests: a bug whose message holds a secret.
+FAULT_BUG_ENV = "RECONCILER_FAULT_BUG"
+
+
+def _injected_bug(desired: dict[Key, Resource]) -> None:
+    if os.environ.get(FAULT_BUG_ENV):
+        values = [s.reveal() for r in desired.values() for s in r.secrets.values()]
+        raise RuntimeError(f"injected bug holding secret values {values}")
+
+
+def _fingerprint_key() -> FingerprintKey | None:
+    try:
+        return fingerprint_key()
+    except SecretError as exc:
+        raise ReconcilerError(Diagnostic(None, str(exc), exc.hint)) from None
 
 
 def existing_extensions(snapshot: Snapshot) -> dict[str, ExistingExtensions]:

@@ -1,23 +1,25 @@
 """The plan JSON contract (`--format json`) and saved plan files (`plan --out`).
 
-A saved plan is the same JSON plus, per action, the full record and new
-secret hashes that apply writes, and a `checksum`: an HMAC-SHA256 over the
-rest with a key kept in the state, so an edited file is refused.
+A saved plan is the same JSON plus, per action, the full record apply would
+write, and the plan options. It holds nothing derived from a secret and is
+not trusted: `apply FILE` plans the named environment again and applies only
+when the fresh actions equal the saved ones (see `apply.replan_saved`), so an
+edited file can at most be refused.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, ReconcilerError, Severity, Source
 from .cost import report_from_dict, report_to_dict
 from .diff import Action, FieldChange
-from .plan import FORMAT_VERSION, ForbiddenChange, LeftAlone, Plan
+from .files import write_private
+from .plan import FORMAT_VERSION, ForbiddenChange, LeftAlone, Plan, PlanOptions
 from .risk import plan_risks
 
 
@@ -35,6 +37,8 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
         "errors": [_diagnostic_to_dict(d) for d in plan.errors],
         "left_alone": [{"kind": o.kind, "id": o.id, "scope": o.scope} for o in plan.left_alone],
     }
+    if plan.secrets_mode:
+        data["secrets"] = plan.secrets_mode
     if plan.forbidden:
         data["forbidden"] = [_forbidden_to_dict(f) for f in plan.forbidden]
     if plan.refusals:
@@ -60,7 +64,6 @@ def _action_to_dict(action: Action, saved: bool, risks: tuple[str, ...]) -> dict
         data["risks"] = list(risks)
     if saved:
         data["record"] = action.attrs
-        data["secret_hashes"] = action.secret_hashes
         data["rank"] = action.rank
     return data
 
@@ -89,26 +92,16 @@ def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def _canonical(data: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in data.items() if k != "checksum"}
-    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def sign(data: dict[str, Any], key: bytes) -> dict[str, Any]:
-    signed = dict(data)
-    signed["checksum"] = "hmac-sha256:" + hmac.new(key, _canonical(data), hashlib.sha256).hexdigest()
-    return signed
-
-
-def write_saved_plan(plan: Plan, path: Path, key: bytes) -> None:
+def write_saved_plan(plan: Plan, path: Path, options: PlanOptions) -> None:
     if plan.rejected:
         raise ReconcilerError("a rejected plan cannot be saved — fix the problems listed above")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(sign(plan_to_dict(plan, saved=True), key)), encoding="utf-8")
+    data = plan_to_dict(plan, saved=True)
+    data["options"] = asdict(options)
+    write_private(path, dumps(data))
 
 
-def read_saved_plan(path: Path, key: bytes) -> Plan:
-    """The plan in a saved file, after checking its checksum against the state's key."""
+def read_saved_plan(path: Path) -> tuple[Plan, dict]:
+    """The plan in a saved file and the options it was made with (both to be checked)."""
     where = Source(str(path))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -118,18 +111,18 @@ def read_saved_plan(path: Path, key: bytes) -> Plan:
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise ReconcilerError(Diagnostic(where, "not a plan file of this reconciler version",
                                          "create it again with 'reconciler plan --out'"))
-    expected = sign(data, key)["checksum"]
-    if not hmac.compare_digest(str(data.get("checksum", "")), expected):
-        raise ReconcilerError(Diagnostic(
-            where, "the plan file was altered after it was made (checksum mismatch), "
-            "or it was made against another state",
-            "make a new plan with 'reconciler plan --out' and review it again"))
-    return plan_from_dict(data)
+    try:
+        return plan_from_dict(data), dict(data.get("options") or {})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ReconcilerError(Diagnostic(where, "the plan file is damaged (a required part is "
+                                         "missing or malformed)",
+                                         "make a new plan with 'reconciler plan --out'")) from None
 
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """The Plan of a plan JSON document (the inverse of `plan_to_dict`)."""
     plan = Plan(data["environment"], data["state_serial"], data["scope"])
+    plan.secrets_mode = data.get("secrets", "")
     plan.unchanged = data["summary"]["unchanged"]
     plan.left_alone = [LeftAlone(**o) for o in data.get("left_alone", [])]
     plan.warnings = [_diagnostic_from_dict(d, Severity.WARNING) for d in data.get("warnings", [])]
@@ -149,8 +142,7 @@ def _action_from_dict(item: dict[str, Any], attrs: dict | None = None) -> Action
                                  c.get("last_applied"))
                for name, c in item["changes"].items()}
     return Action(item["action"], item["kind"], item["id"], item["scope"], item["source"],
-                  changes, item.get("record", attrs), item.get("secret_hashes", {}),
-                  item.get("rank", 0))
+                  changes, item.get("record", attrs), {}, item.get("rank", 0))
 
 
 def _forbidden_from_dict(data: dict[str, Any]) -> ForbiddenChange:

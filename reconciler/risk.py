@@ -6,7 +6,7 @@ the same marks; the plan JSON lists them per action (`risks`).
 
 from __future__ import annotations
 
-from .diff import SENSITIVE_CHANGED, Action
+from .diff import SENSITIVE, SENSITIVE_MARKERS, Action
 
 # Mark → what it means, as the renderers explain it.
 RISKS = {
@@ -38,7 +38,8 @@ def action_risks(action: Action, new_tenants: set[str] | frozenset = frozenset()
         marks.append("admin")
     if any(change.drift for change in action.changes.values()):
         marks.append("drift-revert")
-    if action.action == "update" and any(change.after == SENSITIVE_CHANGED
-                                         for change in action.changes.values()):
+    if action.action == "update" and any(
+            isinstance(change.after, str) and change.after in SENSITIVE_MARKERS - {SENSITIVE}
+            for change in action.changes.values()):
         marks.append("secret")
     return tuple(marks)

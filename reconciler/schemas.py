@@ -38,7 +38,6 @@ class PlanAction(_Open):
     source: str | None = Field(description="file:line of the manifest, null for deletes")
     changes: dict[str, PlanChange]
     record: dict[str, Any] | None = Field(None, description="saved plans only: what apply writes")
-    secret_hashes: dict[str, str] | None = Field(None, description="saved plans only")
     rank: int | None = Field(None, description="saved plans only")
     risks: list[Literal["delete", "admin", "drift-revert", "secret"]] | None = Field(
         None, description="what a reviewer should look at twice; absent when none")
@@ -123,6 +122,11 @@ class PlanDocument(_Open):
         None, description="creates with a future start_date: shown, applied on or after it")
     cost: PlanCost | None = Field(None, description="only with a PriceList in the environment")
     checksum: str | None = Field(None, description="saved plans only: HMAC-SHA256")
+    secrets: Literal["fingerprinted", "write-only"] | None = Field(
+        None, description="how secret changes are found: keyed fingerprints, or write-only "
+        "(written on create and when the reference or version changes); absent without secrets")
+    options: dict[str, Any] | None = Field(
+        None, description="saved plans only: the plan options (apply uses its own and compares)")
 
 
 def generate() -> dict[str, dict]:

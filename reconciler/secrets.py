@@ -1,8 +1,20 @@
-"""Secrets (PINs, passwords): resolving references, hashing, password policy.
+"""Secrets (PINs, passwords): resolving references, fingerprints, password policy.
 
 A resolved secret is a `SecretValue` whose `repr`/`str` never show the value,
-so it cannot leak through an f-string, a log line or a traceback. The state
-stores only `salt$sha256(salt + value)`.
+so it cannot leak through an f-string, a log line or a traceback.
+
+What the state keeps about a secret (a *record*) never lets its reader test a
+guess (a 4-digit PIN has only 10,000 values):
+
+- `ref`: where the value comes from (`env:NAME`, `file:PATH`, `literal`, or
+  `initial` for the initial PIN 0000) and the reference's `version`;
+- `fp`, only when a fingerprint key is configured (`RECONCILER_SECRET_KEY`, or
+  a file named by `RECONCILER_SECRET_KEY_FILE`), never stored with the state:
+  HMAC-SHA256(key, kind, id, field, value). Without the key it proves nothing.
+
+Without a key secrets are *write-only* (like Terraform's write-only
+arguments): written on create and whenever their reference or version
+changes; a new value behind the same reference is not noticed.
 """
 
 from __future__ import annotations
@@ -11,14 +23,18 @@ import hashlib
 import hmac
 import os
 import re
-import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import record_env_var
+from .cache import record_env_var, record_secret_file
 from .model import EnvSecret, FileSecret
 
 REDACTED = "(sensitive value)"
+INITIAL_PIN = "0000"
+KEY_ENV = "RECONCILER_SECRET_KEY"
+KEY_FILE_ENV = "RECONCILER_SECRET_KEY_FILE"
+MIN_KEY_LENGTH = 32
+LEGACY_REF = "legacy"  # a record migrated from a v1 state: its hash was dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +42,9 @@ class SecretValue:
     """A secret and where it came from; never printable."""
 
     _value: str
-    origin: str  # "env NAME", "file PATH" or "manifest"
+    origin: str  # "env NAME", "file PATH", "manifest" or "batch FILE:LINE"
+    ref: str = "literal"  # what the state records: "env:NAME", "file:PATH", "literal"
+    version: int = 0
 
     def reveal(self) -> str:
         return self._value
@@ -36,18 +54,76 @@ class SecretValue:
 
     __str__ = __repr__
 
-    def matches(self, stored_hash: str | None) -> bool:
-        """True when this value hashes to `stored_hash` (`salt$digest`)."""
-        if not stored_hash or "$" not in stored_hash:
-            return False
-        salt, _ = stored_hash.split("$", 1)
-        return hmac.compare_digest(hash_secret(self._value, salt), stored_hash)
+    @property
+    def is_initial_pin(self) -> bool:
+        return self.ref == "literal" and self._value == INITIAL_PIN
 
 
-def hash_secret(value: str, salt: str | None = None) -> str:
-    salt = salt or _random.token_hex(8)
-    digest = hashlib.sha256((salt + "\0" + value).encode()).hexdigest()
-    return f"{salt}${digest}"
+@dataclass(frozen=True, slots=True)
+class FingerprintKey:
+    """The key of secret fingerprints; `ident` tells records of another key apart."""
+
+    secret: bytes
+
+    @property
+    def ident(self) -> str:
+        return hmac.new(self.secret, b"reconciler fingerprint key id", hashlib.sha256).hexdigest()[:12]
+
+    def fingerprint(self, subject: str, value: str) -> str:
+        mac = hmac.new(self.secret, subject.encode() + b"\0" + value.encode(), hashlib.sha256)
+        return f"hmac-sha256:{self.ident}:{mac.hexdigest()}"
+
+
+def fingerprint_key() -> FingerprintKey | None:
+    """The configured key, or None (write-only secrets). Raises SecretError for a bad key."""
+    value = os.environ.get(KEY_ENV)
+    where = f"${KEY_ENV}"
+    if value is None and os.environ.get(KEY_FILE_ENV):
+        where = os.environ[KEY_FILE_ENV]
+        try:
+            value = Path(where).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise SecretError(f"cannot read the fingerprint key file named by {KEY_FILE_ENV}",
+                              "point it at a readable file holding the key") from None
+    if not value:
+        return None
+    if len(value) < MIN_KEY_LENGTH:
+        raise SecretError(f"the fingerprint key in {where} is shorter than {MIN_KEY_LENGTH} "
+                          "characters", "generate one with 'openssl rand -hex 32'")
+    return FingerprintKey(value.encode())
+
+
+def secret_record(secret: SecretValue, key: FingerprintKey | None, subject: str) -> dict:
+    """What the state keeps about a secret just written."""
+    if secret.is_initial_pin:
+        return {"ref": "initial"}
+    record: dict = {"ref": secret.ref, "version": secret.version}
+    if key is not None:
+        record["fp"] = key.fingerprint(subject, secret.reveal())
+    return record
+
+
+def secret_change(secret: SecretValue, stored: dict | None, key: FingerprintKey | None,
+                  subject: str) -> str | None:
+    """Why the secret must be written, or None when the state already has it.
+
+    `subject` ("kind/id/field") binds fingerprints to one field, so equal PINs of
+    two extensions do not show as equal fingerprints.
+    """
+    if not isinstance(stored, dict):
+        return "set"
+    ref = "initial" if secret.is_initial_pin else secret.ref
+    if stored.get("ref") == "initial" and ref == "initial":
+        return None  # the user changes the initial PIN on the phone: never drift
+    if stored.get("ref") != LEGACY_REF and (stored.get("ref") != ref
+                                            or stored.get("version", 0) != secret.version):
+        return "reference changed"
+    if key is None:
+        return None
+    fp = stored.get("fp")
+    if not fp or not fp.startswith(f"hmac-sha256:{key.ident}:"):
+        return "no fingerprint with this key yet"
+    return None if hmac.compare_digest(fp, key.fingerprint(subject, secret.reveal())) else "changed"
 
 
 class SecretError(Exception):
@@ -76,11 +152,11 @@ def resolve(secret: str | EnvSecret | FileSecret, manifest: Path, env: Path) -> 
                 f"environment variable {secret.env} is not set",
                 f"export {secret.env}=… before running reconciler",
             )
-        return SecretValue(value, f"env {secret.env}")
-    return _read_secret_file(secret.file, manifest, env)
+        return SecretValue(value, f"env {secret.env}", f"env:{secret.env}", secret.version)
+    return _read_secret_file(secret.file, manifest, env, secret.version)
 
 
-def _read_secret_file(relative: str, manifest: Path, env: Path) -> SecretValue:
+def _read_secret_file(relative: str, manifest: Path, env: Path, version: int) -> SecretValue:
     path = (manifest.parent / relative).resolve()
     if not path.is_relative_to(env.resolve()):
         raise SecretError(
@@ -88,6 +164,7 @@ def _read_secret_file(relative: str, manifest: Path, env: Path) -> SecretValue:
             "keep secret files inside the environment directory",
             always_error=True,
         )
+    record_secret_file(path)
     try:
         value = path.read_text(encoding="utf-8").rstrip("\r\n")
     except FileNotFoundError:
@@ -96,7 +173,7 @@ def _read_secret_file(relative: str, manifest: Path, env: Path) -> SecretValue:
     except (OSError, UnicodeDecodeError):
         raise SecretError(f"secret file '{relative}' cannot be read as UTF-8 text",
                           "store the secret as a single line of UTF-8 text") from None
-    return SecretValue(value, f"file {relative}")
+    return SecretValue(value, f"file {relative}", f"file:{relative}", version)
 
 
 _COMMON_WORDS = (

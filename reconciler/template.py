@@ -22,11 +22,16 @@ from typing import Any
 
 import jinja2
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from .cache import record_template_dir
-from .diagnostics import Diagnostics, Source, did_you_mean
+from .diagnostics import Diagnostic, Diagnostics, Severity, Source, did_you_mean
+from .isolate import IsolationError, run_isolated
 from .loader import Document, YList, YMap, locate, parse_yaml, show_path, unpack
+from .model import SECRET_FIELDS
 
 PARAMETERS_FILE = "parameters.schema.json"
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -53,6 +58,8 @@ class _MarkingLoader(jinja2.FileSystemLoader):
         self.root = root
 
     def get_source(self, environment, template):
+        if not template.endswith(".j2"):  # never a secret, a values file or a manifest
+            raise SecurityError(f"'{template}' is not a template file (*.j2)")
         source, filename, uptodate = super().get_source(environment, template)
         if not _inside(Path(filename), self.root):
             raise SecurityError(f"'{template}' leads outside the template directory")
@@ -115,13 +122,56 @@ def expand_templates(documents: list[Document], diagnostics: Diagnostics) -> lis
     own = [d for d in documents if d.kind != "Use"]
     rendered: list[Document] = []
     for doc in uses:
-        use = _check_use(doc, diagnostics)
-        if use is not None:
-            rendered.extend(_render(use, diagnostics))
+        template_dir = _template_dir(doc, diagnostics)
+        if template_dir is not None:
+            rendered.extend(_expand_isolated(doc, template_dir, diagnostics))
     return _merge(rendered, own, diagnostics)
 
 
-def _check_use(doc: Document, diagnostics: Diagnostics) -> _Use | None:
+def _expand_isolated(doc: Document, template_dir: Path, diagnostics: Diagnostics) -> list[Document]:
+    """Validate the values and render the template in a child process with hard limits.
+
+    The schema (its `pattern`s) and the template are the partner's code: whatever
+    they do, they get `isolate.timeout()` seconds, bounded memory and output.
+    """
+    record_template_dir(template_dir)
+
+    def work():
+        local = Diagnostics()
+        use = _check_use(doc, template_dir, local)
+        outputs = _render(use, local) if use is not None else []
+        return {"diagnostics": [_diagnostic_to_json(d) for d in local.items], "outputs": outputs}
+
+    try:
+        result = run_isolated(work)
+    except IsolationError as exc:
+        diagnostics.error(doc.locate("template"), f"the template was stopped: {exc}",
+                          "templates must render quickly and produce manifests of sensible size")
+        return []
+    diagnostics.items.extend(_diagnostic_from_json(d) for d in result["diagnostics"])
+    use = _Use(doc, template_dir, {})
+    via = f"values {doc.source.short}"
+    documents = []
+    for shown, text in result["outputs"]:
+        documents.extend(_parse_rendered(text, shown, via, use, diagnostics))
+    return documents
+
+
+def _diagnostic_to_json(d: Diagnostic) -> list:
+    s = d.source
+    source = [s.file, s.line, s.column, s.via] if s else None
+    return [source, d.message, d.hint, d.severity.value, d.rule,
+            list(d.subject) if d.subject else None]
+
+
+def _diagnostic_from_json(item: list) -> Diagnostic:
+    source, message, hint, severity, rule, subject = item
+    return Diagnostic(Source(*source) if source else None, message, hint, Severity(severity), rule,
+                      tuple(subject) if subject else None)
+
+
+def _template_dir(doc: Document, diagnostics: Diagnostics) -> Path | None:
+    """The template directory a Use names, when it is one and holds no environment."""
     body = doc.body
     for key in body:
         if key not in USE_FIELDS:
@@ -129,13 +179,9 @@ def _check_use(doc: Document, diagnostics: Diagnostics) -> _Use | None:
                               did_you_mean(key, list(USE_FIELDS)))
             return None
     template = body.get("template")
-    values = body.get("values", YMap())
     if not isinstance(template, str):
         diagnostics.error(doc.locate("template"), "Use needs 'template: PATH'",
                           "give the template directory relative to this file")
-        return None
-    if not isinstance(values, dict):
-        diagnostics.error(doc.locate("values"), "'values' must be a mapping", "write key: value lines")
         return None
     if Path(template).is_absolute():
         diagnostics.error(doc.locate("template"), f"the template path '{template}' is absolute",
@@ -147,13 +193,38 @@ def _check_use(doc: Document, diagnostics: Diagnostics) -> _Use | None:
         diagnostics.error(doc.locate("template"), f"'{template}' is not a template directory "
                           f"(no {PARAMETERS_FILE})", "fix the path, relative to this file")
         return None
+    env = Path(os.path.realpath(doc.env))
+    if env == template_dir or env.is_relative_to(template_dir):
+        diagnostics.error(doc.locate("template"), f"the template directory '{template}' is or "
+                          "contains this environment, so a template could read its secrets",
+                          "keep templates in a directory of their own, outside the environment")
+        return None
+    return template_dir
+
+
+def _check_use(doc: Document, template_dir: Path, diagnostics: Diagnostics) -> _Use | None:
+    """Read the template's schema and check the values against it (runs isolated)."""
+    values = doc.body.get("values", YMap())
+    if not isinstance(values, dict):
+        diagnostics.error(doc.locate("values"), "'values' must be a mapping", "write key: value lines")
+        return None
     schema = _read_schema(template_dir, doc, diagnostics)
     if schema is None:
         return None
     values = _coerce(dict(values), schema)
     validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+        registry=_schema_registry(template_dir))
+    try:
+        errors = sorted(validator.iter_errors(values),
+                        key=lambda e: [str(p) for p in e.absolute_path])
+    except referencing.exceptions.Unresolvable as exc:
+        diagnostics.error(Source(show_path(template_dir / PARAMETERS_FILE, doc.env, doc.env_shown)),
+                          f"the template's parameter schema refers to '{_ref_of(exc)}', which is "
+                          "not a schema file of this template",
+                          "a $ref may only name a *.json file in the template directory "
+                          "(nothing is fetched)")
+        return None
     see = f"see {show_path(template_dir / PARAMETERS_FILE, doc.env, doc.env_shown)}"
     reported = Diagnostics()
     for error in errors:
@@ -191,11 +262,40 @@ def _report_value_error(doc: Document, error: jsonschema.ValidationError, see: s
                       f"template value {name or 'values'}: {error.message}", see)
 
 
+SCHEMA_BASE = "https://template.invalid/"  # a base no one can serve: refs stay local
+
+
+def _schema_registry(template_dir: Path) -> referencing.Registry:
+    """The template's own *.json files, under SCHEMA_BASE; anything else is unresolvable."""
+
+    def refuse(uri: str):
+        raise referencing.exceptions.NoSuchResource(ref=uri)
+
+    resources = []
+    for path in sorted(template_dir.glob("*.json")):
+        if not _inside(path, template_dir):
+            continue
+        try:
+            contents = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        resources.append((SCHEMA_BASE + path.name, referencing.Resource.from_contents(
+            contents, default_specification=referencing.jsonschema.DRAFT202012)))
+    return referencing.Registry(retrieve=refuse).with_resources(resources)
+
+
+def _ref_of(exc: Exception) -> str:
+    ref = str(getattr(exc, "ref", "") or "")
+    return ref.removeprefix(SCHEMA_BASE)[:200]
+
+
 def _read_schema(template_dir: Path, doc: Document, diagnostics: Diagnostics) -> dict | None:
     path = template_dir / PARAMETERS_FILE
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
         jsonschema.Draft202012Validator.check_schema(schema)
+        if isinstance(schema, dict) and "$id" not in schema:
+            schema = {**schema, "$id": SCHEMA_BASE + PARAMETERS_FILE}  # relative refs stay local
     except (ValueError, jsonschema.SchemaError) as exc:
         diagnostics.error(Source(show_path(path, doc.env, doc.env_shown)),
                           "the template's parameter schema is invalid: "
@@ -221,13 +321,13 @@ def _coerce(values: dict, schema: dict) -> dict:
     return result
 
 
-def _render(use: _Use, diagnostics: Diagnostics) -> list[Document]:
+def _render(use: _Use, diagnostics: Diagnostics) -> list[list[str]]:
+    """[shown file name, rendered text] per template file (runs isolated)."""
     environment = _Sandbox(
         loader=_MarkingLoader(use.template_dir), undefined=jinja2.StrictUndefined,
         autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
-    record_template_dir(use.template_dir)
-    documents = []
+    outputs = []
     via = f"values {use.doc.source.short}"
     for path in sorted(use.template_dir.rglob("*" + TEMPLATE_SUFFIX)):
         name = path.relative_to(use.template_dir).as_posix()
@@ -262,8 +362,8 @@ def _render(use: _Use, diagnostics: Diagnostics) -> list[Document]:
             diagnostics.error(Source(shown, _template_line(exc, name), via=via),
                               f"template error: {type(exc).__name__}: {exc}", "fix the template")
             continue
-        documents.extend(_parse_rendered(text, shown, via, use, diagnostics))
-    return documents
+        outputs.append([shown, text])
+    return outputs
 
 
 def _template_line(exc: Exception, name: str) -> int:
@@ -431,6 +531,6 @@ def _redact(node, key: str = ""):
         return {k: _redact(v, k) for k, v in node.items()}
     if isinstance(node, list):
         return [_redact(v) for v in node]
-    if key in ("pin", "password") and isinstance(node, str) and node != "0000":
+    if key in SECRET_FIELDS and isinstance(node, str) and node != "0000":
         return "(sensitive value)"
     return node

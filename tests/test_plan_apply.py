@@ -257,9 +257,10 @@ def test_stale_plan_is_refused_and_names_what_changed(make_env, tmp_path):
 
     result = env.apply_file(plan_file)
     assert result.returncode == 1, result.output
-    assert "stale" in result.stderr
-    assert "update extension mustermensch-filiale/210" in result.stderr
-    assert "update extension mustermensch/130" in result.stderr
+    # The other apply already did this plan's change: nothing is left of it.
+    assert "no longer matches" in result.stderr
+    assert "update extension mustermensch/130 is no longer planned" in result.stderr
+    assert "mustermensch-filiale/210" not in result.stderr  # not this plan's business
     assert "Apply complete" not in result.output
     assert env.serial() == 36
 
@@ -290,7 +291,7 @@ def test_plan_is_stale_when_another_environment_took_its_identity(make_env, tmp_
     assert rival.apply("--auto-approve").returncode == 0
     result = env.apply_file(plan_file)
     assert result.returncode == 1, result.output
-    assert "stale" in result.stderr and "create base_package cf-lindner" in result.stderr
+    assert "BasePackage 'cf-lindner' already exists under account 9100001" in result.stderr
     assert env.serial() == 2  # nothing of the plan was written
 
 
@@ -303,11 +304,11 @@ def test_saved_plan_applied_twice_is_stale_the_second_time(make_env, tmp_path):
     assert first.returncode == 0, first.output
     second = env.apply_file(plan_file)
     assert second.returncode == 1, second.output
-    assert "stale" in second.stderr and "extension mustermensch/130" in second.stderr
+    assert "update extension mustermensch/130 is no longer planned" in second.stderr
     assert env.serial() == 35
 
 
-def test_altered_plan_file_is_refused(make_env, tmp_path):
+def test_altered_plan_file_is_refused_naming_the_difference(make_env, tmp_path):
     env = make_env(MWS, applied=True)
     env.edit("tenant-mustermensch.yaml", "name: Lager\n", "name: Lager Nord\n")
     plan_file = tmp_path / "plan.json"
@@ -317,14 +318,19 @@ def test_altered_plan_file_is_refused(make_env, tmp_path):
     plan_file.write_text(saved.replace('"Lager Nord"', '"Lager Süd"'), encoding="utf-8")
     result = env.apply_file(plan_file)
     assert result.returncode == 1, result.output
-    assert "altered" in result.stderr and "checksum" in result.stderr
+    assert "update extension mustermensch/130 differs in name" in result.stderr
     # one byte is enough: the record only
     data = json.loads(saved)
     data["actions"][0]["record"]["name"] = "Lager Nore"
     plan_file.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     result = env.apply_file(plan_file)
-    assert result.returncode == 1 and "checksum" in result.stderr, result.output
+    assert result.returncode == 1, result.output
+    assert "update extension mustermensch/130 differs in name" in result.stderr
     assert env.serial() == 34
+    # The untouched file still applies: a saved plan is a claim that is checked, not trusted.
+    plan_file.write_text(saved, encoding="utf-8")
+    assert env.apply_file(plan_file).returncode == 0
+    assert env.serial() == 35
 
 
 # ---------------------------------------------------------------------------

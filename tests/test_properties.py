@@ -38,7 +38,7 @@ from reconciler.diagnostics import Diagnostics, ReconcilerError
 from reconciler.loader import YList, YMap, locate, parse_yaml
 from reconciler.plan import PlanOptions, build_plan, existing_extensions
 from reconciler.resources import desired_resources
-from reconciler.secrets import hash_secret, password_problem
+from reconciler.secrets import password_problem
 from reconciler.state.sql import open_store
 from reconciler.validate import validate_environment
 
@@ -523,7 +523,7 @@ def assert_state_is(spec: EnvSpec, env: Path, store) -> None:
         assert state[key].attrs == resource.attrs, key
         assert state[key].scope == resource.scope == CUSTOMER_NUMBER, key
         for name, secret in resource.secrets.items():
-            assert secret.matches(state[key].secrets.get(name)), (key, name)
+            assert recorded(state[key].secrets.get(name), secret), (key, name)
 
     # Against the spec itself, independently of the planner.
     account = state[("account", CUSTOMER_NUMBER)].attrs
@@ -536,7 +536,8 @@ def assert_state_is(spec: EnvSpec, env: Path, store) -> None:
         u.email: (u.name, u.role) for u in spec.all_users}
     for user in spec.all_users:
         if user.password is not None:
-            assert hashes_to(users[user.email].secrets.get("password"), user.password), user.email
+            assert literal_recorded(users[user.email].secrets.get("password"), user.password), \
+                user.email
     extensions = [r for r in state.values() if r.kind == "extension"]
     assert len(extensions) == len(spec.extensions)
     by_number = {r.attrs["number"]: r for r in extensions}
@@ -554,15 +555,24 @@ def assert_state_is(spec: EnvSpec, env: Path, store) -> None:
         assert record.id == f"{spec.tenant}/{number}"
         assert record.attrs == ext.expected_attrs(spec.tenant, number)
         if ext.pin is not None:
-            assert hashes_to(record.secrets.get("pin"), ext.pin), number
+            assert literal_recorded(record.secrets.get("pin"), ext.pin), number
 
 
-def hashes_to(stored: str | None, value: str) -> bool:
-    """`stored` is the salted hash of `value` (checked without SecretValue.matches)."""
-    if not stored or "$" not in stored:
+def recorded(record: dict | None, secret) -> bool:
+    """The state's record of a secret names its reference and holds nothing of its value."""
+    if secret.is_initial_pin:
+        return record == {"ref": "initial"}
+    return record == {"ref": secret.ref, "version": secret.version}  # no key: write-only
+
+
+def literal_recorded(record: dict | None, value: str) -> bool:
+    """A record of the secret `value` that holds nothing of it (checked without secrets.py)."""
+    if not isinstance(record, dict):
         return False
-    salt = stored.split("$", 1)[0]
-    return hash_secret(value, salt) == stored
+    if record == {"ref": "initial"}:  # the initial PIN, written literally
+        return value == "0000"
+    return set(record) == {"ref", "version"} and (
+        record["ref"] == "literal" or record["ref"].startswith("file:"))
 
 
 @st.composite
@@ -600,10 +610,10 @@ def test_apply_d1_then_d2_converges_on_d2(pair):
 
 
 def action_view(plan) -> list:
-    """The actions without the freshly salted secret hashes (random by design)."""
+    """Everything an action says, including the secret records apply would store."""
     return [(a.action, a.kind, a.id, a.scope, a.source, a.rank, a.attrs,
              {k: (c.before, c.after, c.drift, c.applied) for k, c in a.changes.items()},
-             sorted(a.secret_hashes)) for a in plan.actions]
+             a.secret_records) for a in plan.actions]
 
 
 @PLANNER_SETTINGS

@@ -78,7 +78,8 @@ def test_secret_values_never_leave_the_manifests(make_env, state_url, tmp_path):
     _use_canaries(env)
     edit(env.file(HEAD), "{PLAIN_PIN}", plain_pin)
     canaries = [pin, plain_pin, new_pin, password, new_password]
-    variables = {"CANARY_PIN": pin, "CANARY_PASSWORD": password}
+    key = {"RECONCILER_SECRET_KEY": secrets.token_hex(32)}  # changed values are noticed only keyed
+    variables = {"CANARY_PIN": pin, "CANARY_PASSWORD": password, **key}
     outputs: dict[str, str] = {}
 
     def run(label: str, result, *codes: int):
@@ -92,12 +93,12 @@ def test_secret_values_never_leave_the_manifests(make_env, state_url, tmp_path):
     run("plan json", env.plan("--format", "json", env=variables), 0)
     plan_file = tmp_path / "plan.json"
     run("plan --out", env.plan("--out", plan_file, env=variables), 0)
-    run("apply FILE", env.apply_file(plan_file), 0)
+    run("apply FILE", env.apply_file(plan_file, env=variables), 0)
     assert "(sensitive value)" in outputs["plan"] and "(sensitive value)" in outputs["plan json"]
     assert "PIN of extension 'Lager' is written in plain text" in outputs["plan"]
 
     # a new PIN and a new admin password: shown as changed, never as values
-    variables = {"CANARY_PIN": new_pin, "CANARY_PASSWORD": new_password}
+    variables = {"CANARY_PIN": new_pin, "CANARY_PASSWORD": new_password, **key}
     changed = run("plan changed", env.plan(env=variables), 0).stdout
     assert "~ extension mustermensch/101" in changed
     assert "~ user mustermensch/it@mustermensch.example" in changed
@@ -108,7 +109,7 @@ def test_secret_values_never_leave_the_manifests(make_env, state_url, tmp_path):
     run("plan after", env.plan("--detailed-exitcode", env=variables), 0)
     assert "No changes." in outputs["plan after"]
     run("plan old values", env.plan("--detailed-exitcode",
-                                    env={"CANARY_PIN": pin, "CANARY_PASSWORD": password}), 2)
+                                    env={"CANARY_PIN": pin, "CANARY_PASSWORD": password, **key}), 2)
 
     for label, output in outputs.items():
         _assert_absent(canaries, label, output)
@@ -119,7 +120,7 @@ def test_secret_values_never_leave_the_manifests(make_env, state_url, tmp_path):
     for path in written:
         _assert_absent(canaries, str(path.relative_to(tmp_path)), path.read_bytes())
     state = _state_bytes(state_url)
-    assert b"mustermensch/101" in state and b"$" in state  # the records and their salted hashes
+    assert b"mustermensch/101" in state and b"hmac-sha256:" in state  # keyed fingerprints
     _assert_absent(canaries, "the state", state)
 
 

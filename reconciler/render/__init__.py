@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics import Diagnostic, plural
-from ..diff import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange
+from ..diff import SENSITIVE_MARKERS, Action, FieldChange
 from ..plan import ForbiddenChange, Plan
 
 
 def show(value: Any) -> str:
     """A value as plans print it: strings quoted, lists and mappings as JSON."""
-    if value in (SENSITIVE, SENSITIVE_CHANGED):
+    if isinstance(value, str) and value in SENSITIVE_MARKERS:
         return value
     return "null" if value is None else json.dumps(value, ensure_ascii=False)
 
@@ -71,6 +71,11 @@ def forbidden_text(f: ForbiddenChange) -> str:
 
 def diagnostic_text(d: Diagnostic) -> str:
     return f"{d.message} — {d.hint}" if d.hint else d.message
+
+
+WRITE_ONLY_NOTE = ("Secrets are write-only (no RECONCILER_SECRET_KEY): written on create and when "
+                   "their reference or version changes; a new value behind the same reference is "
+                   "not noticed.")
 
 
 def summary_line(plan: Plan) -> str:

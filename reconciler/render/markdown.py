@@ -16,7 +16,15 @@ from ..diagnostics import Diagnostic
 from ..diff import Action
 from ..plan import Plan
 from ..risk import RISKS, plan_risks
-from . import SYMBOLS, change_text, diagnostic_text, group_of, problems, summary_line
+from . import (
+    SYMBOLS,
+    WRITE_ONLY_NOTE,
+    change_text,
+    diagnostic_text,
+    group_of,
+    problems,
+    summary_line,
+)
 from .costs import cost_markdown, scheduled_markdown
 from .escape import markdown_code, markdown_fence, markdown_html, markdown_text
 
@@ -136,6 +144,8 @@ def _environment_blocks(result: EnvironmentResult) -> list[Block]:
             "| Create | Update | Delete | Unchanged | Left alone |", "|---:|---:|---:|---:|---:|",
             f"| {s['create']} | {s['update']} | {s['delete']} | {s['unchanged']} | "
             f"{s['left_alone']} |", ""]
+    if plan.secrets_mode == "write-only":
+        head += [f"> {WRITE_ONLY_NOTE}", ""]
     blocks = [Block(["\n".join(head) + "\n"], 99)]
     blocks += _problem_blocks(plan)
     risks = plan_risks(plan.actions)

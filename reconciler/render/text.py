@@ -7,7 +7,7 @@ import click
 from ..diagnostics import plural
 from ..plan import Plan
 from ..risk import plan_risks
-from . import SYMBOLS, change_text, problems, summary_line
+from . import SYMBOLS, WRITE_ONLY_NOTE, change_text, problems, summary_line
 from .costs import cost_text, scheduled_text
 from .escape import plain
 
@@ -54,5 +54,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
                   for o in plan.left_alone]
     if plan.cost is not None:
         lines += cost_text(plan.cost)
+    if plan.secrets_mode == "write-only":
+        lines.append(WRITE_ONLY_NOTE)
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ class StateResource:
     id: str
     scope: str
     attrs: dict[str, Any]  # what the platform has now
-    secrets: dict[str, str] = field(default_factory=dict)  # field → "salt$sha256"
+    secrets: dict[str, dict] = field(default_factory=dict)  # field → record (secrets.py)
     last_applied: dict[str, Any] | None = None  # what reconciler last wrote
 
     @property
@@ -57,7 +57,7 @@ class Write:
     id: str
     scope: str
     attrs: dict[str, Any] | None
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, dict] = field(default_factory=dict)
 
 
 class LockTimeout(Exception):
@@ -92,10 +92,6 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def version(self) -> tuple[int, int]:
         """(serial, revision); the revision moves with every write, even outside reconciler."""
-
-    @abc.abstractmethod
-    def signing_key(self) -> bytes:
-        """A random key kept in the state, used to sign saved plans."""
 
     def close(self) -> None:  # pragma: no cover - default is nothing to close
         pass

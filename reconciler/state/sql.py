@@ -7,8 +7,9 @@ import fcntl
 import json
 import logging
 import os
+import hashlib
+import hmac
 import re
-import secrets
 import socket
 import time
 from contextlib import contextmanager
@@ -37,11 +38,13 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..diagnostics import ReconcilerError
+from ..files import touch_private
+from ..secrets import INITIAL_PIN, LEGACY_REF
 from .base import ChangeRecord, LockTimeout, Snapshot, StateResource, StateStore, Write
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: secret records instead of salted hashes, no plan-signing key
 ADVISORY_LOCK_KEY = 0x7265636F  # "reco"
 SCHEMA_LOCK_KEY = 0x72656373  # "recs": creating the tables
 
@@ -78,6 +81,15 @@ lock_holder_table = Table(
     Column("pid", Integer, nullable=False),
     Column("since", String(40), nullable=False),
 )
+
+
+def _record_from_v1(value) -> dict:
+    """A v1 secret value (`salt$sha256`) as a record without anything derived from the secret."""
+    if isinstance(value, dict):
+        return value
+    salt, _, digest = str(value).partition("$")
+    initial = hashlib.sha256((salt + "\0" + INITIAL_PIN).encode()).hexdigest()
+    return {"ref": "initial"} if hmac.compare_digest(initial, digest) else {"ref": LEGACY_REF}
 
 
 def _now() -> str:
@@ -153,8 +165,7 @@ class SQLStore(StateStore):
 
     # -- schema -----------------------------------------------------------
     def _ensure_schema(self) -> None:
-        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0", "revision": "0",
-                    "signing_key": secrets.token_hex(32)}
+        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0", "revision": "0"}
         if not self._schema_complete(defaults):
             # Many processes may open a new state at once (CI runners): the tables and
             # their first rows are created in one transaction that only one of them
@@ -169,11 +180,46 @@ class SQLStore(StateStore):
                     if key not in present:
                         conn.execute(insert(meta_table).values(key=key, value=value))
         version = int(self._meta("schema_version"))
+        if version == 1:
+            self._migrate_from_v1()
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ReconcilerError(
                 f"the state at {self.url_for_display} has schema version {version}, "
                 f"this reconciler understands {SCHEMA_VERSION} — upgrade reconciler"
             )
+
+    def _migrate_from_v1(self) -> None:
+        """Drop what v1 kept that lets a reader test guesses or forge plans.
+
+        v1 stored `salt$sha256(salt, value)` per secret (a 4-digit PIN falls in
+        10,000 tries) and a plan-signing key. Each hash becomes a record with no
+        value-derived part: `initial` for the initial PIN (recognised once, here),
+        else `legacy` (taken as matching until the secret is next written).
+        """
+        try:
+            with self._write_transaction() as conn:
+                if int(self._meta("schema_version", conn)) != 1:
+                    return  # another process migrated first
+                rows = conn.execute(select(resources_table.c.kind, resources_table.c.id,
+                                           resources_table.c.secrets)
+                                    .where(resources_table.c.secrets != "{}")).all()
+                for kind, ident, secrets_text in rows:
+                    converted = {name: _record_from_v1(value)
+                                 for name, value in json.loads(secrets_text).items()}
+                    conn.execute(update(resources_table)
+                                 .where(resources_table.c.kind == kind, resources_table.c.id == ident)
+                                 .values(secrets=json.dumps(converted, sort_keys=True)))
+                conn.execute(delete(meta_table).where(meta_table.c.key == "signing_key"))
+                conn.execute(update(meta_table).where(meta_table.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+        except SQLAlchemyError as exc:
+            raise ReconcilerError(
+                f"the state at {self.url_for_display} must be migrated to schema version "
+                f"{SCHEMA_VERSION} (salted secret hashes are dropped), which failed: "
+                f"{short_reason(exc)} — run reconciler once with a role that may write the state"
+            ) from None
+        log.info("state migrated to schema version %s: secret hashes dropped", SCHEMA_VERSION)
 
     def _schema_complete(self, defaults: dict[str, str]) -> bool:
         """True when the tables and meta rows exist (a read: a read-only state can be planned)."""
@@ -271,9 +317,6 @@ class SQLStore(StateStore):
             return [ChangeRecord(r.serial, r.kind, r.id, r.scope, r.action, r.applied_at)
                     for r in rows]
 
-    def signing_key(self) -> bytes:
-        return bytes.fromhex(self._meta("signing_key"))
-
     # -- writing ------------------------------------------------------------
     def write(self, writes: list[Write]) -> int:
         now = _now()
@@ -328,7 +371,9 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, url: str, shown: str, path: Path):
         self.path = path
-        engine = create_engine(url)
+        if path.name != ":memory:":
+            touch_private(path)  # SQLite gives its -wal and -shm files the same mode
+        engine = create_engine(url, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _configure(dbapi_connection, _record):
@@ -358,7 +403,7 @@ class SQLiteStore(SQLStore):
     @contextmanager
     def lock(self, timeout: float):
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -404,7 +449,7 @@ class PostgresStore(SQLStore):
     """Shared state for teams; apply is serialised by an advisory lock."""
 
     def __init__(self, url: str, shown: str):
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         super().__init__(engine, shown)
 
     def _read_connection(self):
