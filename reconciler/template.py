@@ -58,11 +58,12 @@ class _MarkingLoader(jinja2.FileSystemLoader):
         self.root = root
 
     def get_source(self, environment, template):
-        if not template.endswith(".j2"):  # never a secret, a values file or a manifest
-            raise SecurityError(f"'{template}' is not a template file (*.j2)")
         source, filename, uptodate = super().get_source(environment, template)
         if not _inside(Path(filename), self.root):
             raise SecurityError(f"'{template}' leads outside the template directory")
+        if not template.endswith(".j2"):  # never a secret, a values file or a manifest
+            raise SecurityError(f"'{template}' is not a template file (*.j2); templates "
+                                "include only *.j2 files of their own directory")
         return _mark_lines(source), filename, uptodate
 
 
@@ -352,6 +353,11 @@ def _render(use: _Use, diagnostics: Diagnostics) -> list[list[str]]:
             diagnostics.error(Source(shown, _template_line(exc, name), via=via),
                               f"template error: {exc}",
                               "pass the value in 'values' or give it a default in the schema")
+            continue
+        except MemoryError as exc:
+            diagnostics.error(Source(shown, _template_line(exc, name), via=via),
+                              "the template was stopped: it needed more memory than allowed",
+                              "templates must produce manifests of sensible size")
             continue
         except RecursionError as exc:
             diagnostics.error(Source(shown, _template_line(exc, name), via=via),

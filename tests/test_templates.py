@@ -553,3 +553,101 @@ def test_override_in_a_subdirectory_keeps_the_template_paths(workspace):
     (env / "overrides.yaml").rename(env / "sub" / "overrides.yaml")
     result = cli("validate", "--strict", env.name, cwd=env.parent)
     assert result.returncode == 0, result.output
+
+
+# ---------------------------------------------------------------------------
+# Hard limits: time, memory and output per template use, in a child process
+# ---------------------------------------------------------------------------
+
+STOPPED = "the template was stopped"
+LIMITS = {
+    "nested-loops": ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                     "{% endfor %}", "took longer than the limit"),
+    "loop-building-output": ("{% for i in range(100000) %}{% for j in range(100000) %}x"
+                             "{% endfor %}{% endfor %}", STOPPED),
+    "center": ("{{ who.center(4000000000) }}", "more memory than allowed"),
+    "ljust-under-the-memory-limit": ("{{ who.ljust(20000000) }}", "larger than 16 MB"),
+    "percent-width": ("{{ '%4000000000d' % 1 }}", "more memory than allowed"),
+    "format-width": ("{{ '{:>4000000000}'.format(who) }}", "more memory than allowed"),
+    "format-filter": ("{{ '%4000000000s' | format(who) }}", "more memory than allowed"),
+}
+
+
+@pytest.mark.parametrize("case", list(LIMITS))
+def test_template_limits_cannot_be_bypassed(case, tmp_path):
+    expression, phrase = LIMITS[case]
+    env = _template_env(tmp_path, ACCOUNT.format(expression))
+    result = cli("render", "env", cwd=tmp_path, env={"RECONCILER_TEMPLATE_TIMEOUT": "3"})
+    assert_clean_failure(result)
+    assert STOPPED in result.stderr and phrase in result.stderr, result.stderr
+
+
+def test_slow_pattern_in_the_parameter_schema_is_stopped(tmp_path):
+    env = _template_env(tmp_path, ACCOUNT.format("{{ who }}"))
+    schema = tmp_path / "tpl" / "parameters.schema.json"
+    parameters = json.loads(schema.read_text(encoding="utf-8"))
+    parameters["properties"]["who"]["pattern"] = "^(a+)+$"  # catastrophic backtracking
+    schema.write_text(json.dumps(parameters), encoding="utf-8")
+    (env / "use.yaml").write_text("kind: Use\ntemplate: ../tpl\nvalues:\n  who: "
+                                  + "a" * 40 + "!\n", encoding="utf-8")
+    result = cli("validate", "env", cwd=tmp_path, env={"RECONCILER_TEMPLATE_TIMEOUT": "2"})
+    assert result.returncode == 1 and "Traceback" not in result.output, result.output
+    assert "took longer than the limit of 2 s" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("ref", ["file:///etc/passwd", "http://127.0.0.1:9/x.json",
+                                 "../env/secrets/admin.json", "other.schema.json#/nope"])
+def test_schema_refs_outside_the_template_are_never_fetched(ref, tmp_path):
+    env = _template_env(tmp_path, ACCOUNT.format("{{ who }}"))
+    (env / "secrets").mkdir()
+    (env / "secrets" / "admin.json").write_text('{"leaked-secret": true}', encoding="utf-8")
+    schema = tmp_path / "tpl" / "parameters.schema.json"
+    parameters = json.loads(schema.read_text(encoding="utf-8"))
+    parameters["properties"]["who"] = {"$ref": ref}
+    schema.write_text(json.dumps(parameters), encoding="utf-8")
+    result = cli("validate", "env", cwd=tmp_path, env={"RECONCILER_TEMPLATE_TIMEOUT": "5"})
+    assert result.returncode == 1 and "Traceback" not in result.output, result.output
+    assert "not a schema file of this template" in result.stderr, result.stderr
+    assert "leaked" not in result.output and "root:" not in result.output
+
+
+def test_schema_ref_to_a_file_of_the_template_works(tmp_path):
+    env = _template_env(tmp_path, ACCOUNT.format("{{ who }}"))
+    (tmp_path / "tpl" / "names.json").write_text(
+        json.dumps({"$defs": {"name": {"type": "string", "pattern": "^[A-Z]"}}}), encoding="utf-8")
+    schema = tmp_path / "tpl" / "parameters.schema.json"
+    parameters = json.loads(schema.read_text(encoding="utf-8"))
+    parameters["properties"]["who"] = {"$ref": "names.json#/$defs/name"}
+    schema.write_text(json.dumps(parameters), encoding="utf-8")
+    assert cli("validate", "env", cwd=tmp_path).returncode == 0
+    (env / "use.yaml").write_text("kind: Use\ntemplate: ../tpl\nvalues:\n  who: eve\n",
+                                  encoding="utf-8")
+    result = cli("validate", "env", cwd=tmp_path)
+    assert result.returncode == 1 and "does not match" in result.stderr, result.output
+
+
+def test_template_includes_only_template_files(tmp_path):
+    env = _template_env(tmp_path, ACCOUNT.format("{% include 'admin-password.txt' %}"))
+    (tmp_path / "tpl" / "admin-password.txt").write_text("leaked-secret\n", encoding="utf-8")
+    result = cli("render", "env", cwd=tmp_path)
+    assert_clean_failure(result)
+    assert "'admin-password.txt' is not a template file (*.j2)" in result.stderr
+    assert "leaked" not in result.output
+
+
+@pytest.mark.parametrize("where", [".", ".."])
+def test_a_template_directory_cannot_be_or_contain_the_environment(where, tmp_path):
+    """`template: .` with `{% include 'secrets/…' %}` would print a secret into the plan."""
+    env = tmp_path / "outer" / "env"
+    (env / "secrets").mkdir(parents=True)
+    (env / "secrets" / "pin.yaml.j2").write_text("leaked-secret\n", encoding="utf-8")
+    home = env if where == "." else env.parent
+    (home / "parameters.schema.json").write_text(json.dumps(PARAMETERS), encoding="utf-8")
+    (home / "t.yaml.j2").write_text(ACCOUNT.format("{% include 'secrets/pin.yaml.j2' %}"),
+                                    encoding="utf-8")
+    (env / "use.yaml").write_text(f"kind: Use\ntemplate: {where}\nvalues:\n  who: Eve\n",
+                                  encoding="utf-8")
+    result = cli("render", "env", cwd=env.parent)
+    assert_clean_failure(result)
+    assert "is or contains this environment" in result.stderr, result.stderr
+    assert "leaked" not in result.output
