@@ -20,6 +20,7 @@ from .diagnostics import ReconcilerError
 from .diff import Action
 from .loader import paused_gc
 from .plan import Plan, PlanOptions, build_plan
+from .providers import TargetWrite
 from .state.base import StateStore, Write
 from .state.sql import short_reason
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 # Fault injection for the crash-safety tests: fail (or die) before action k.
 FAULT_FAIL_ENV = "RECONCILER_FAULT_FAIL_AT"
 FAULT_KILL_ENV = "RECONCILER_FAULT_KILL_AT"
+# … or die after the target platform took the batch holding action k, before the state did.
+FAULT_KILL_TARGET_ENV = "RECONCILER_FAULT_KILL_AFTER_TARGET_AT"
 
 
 class PlanMismatch(ReconcilerError):
@@ -134,8 +137,22 @@ def batch_size(total: int) -> int:
 
 
 def to_write(action: Action) -> Write:
-    return Write(action.action, action.kind, action.id, action.scope, action.attrs,
+    kind_of_write = action.action
+    if action.in_state is not None and action.action != "delete":
+        kind_of_write = "update" if action.in_state else "create"
+    return Write(kind_of_write, action.kind, action.id, action.scope, action.attrs,
                  action.secret_records)
+
+
+def write_targets(plan: Plan, batch: list[Action]) -> None:
+    """The batch's actions on target platforms, one transaction per target."""
+    by_target: dict[str, list[TargetWrite]] = {}
+    for action in batch:
+        if action.target is not None:
+            by_target.setdefault(action.target, []).append(TargetWrite(
+                action.action, action.kind, action.id, action.attrs, action.secret_values))
+    for name, writes in by_target.items():
+        plan.providers[name].apply(writes)
 
 
 def apply_plan(plan: Plan, store: StateStore, progress=None) -> ApplyResult:
@@ -150,6 +167,7 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
     actions = plan.actions
     fail_at = int(os.environ.get(FAULT_FAIL_ENV, "0"))
     kill_at = int(os.environ.get(FAULT_KILL_ENV, "0"))
+    kill_after_target = int(os.environ.get(FAULT_KILL_TARGET_ENV, "0"))
     size = batch_size(len(actions))
     position = 0
     while position < len(actions):
@@ -163,6 +181,9 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
                 if number == fail_at:
                     raise InjectedFault(f"injected failure before action {number}")
             offset = 0
+            write_targets(plan, batch)  # the platform first: the state records what is there
+            if position < kill_after_target <= position + len(batch):
+                os.kill(os.getpid(), signal.SIGKILL)
             result.serial = store.write([to_write(a) for a in batch])
         except (SQLAlchemyError, InjectedFault, OSError) as exc:
             # The transaction in flight rolled back: its other actions did not happen.

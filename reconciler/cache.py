@@ -169,6 +169,9 @@ def cached_plan(env: Path, state, options, build, from_dict, to_dict):
     before = env_digest(env)
     with recording() as (dirs, names, files):
         plan = build(env, state, options)
-    if plan.state_serial == state_version[0] and env_digest(env) == before:
+    # A plan that read a target is never cached: the platform can change without any
+    # file or the state changing, and reading it back is what such a plan is for.
+    if plan.state_serial == state_version[0] and env_digest(env) == before \
+            and not getattr(plan, "providers", None):
         store(path, key, env, state_version, to_dict(plan), dirs, names, files)
     return plan

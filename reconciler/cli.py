@@ -213,6 +213,7 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
             print_diagnostics(exc.diagnostics)
             results.append(EnvironmentResult(str(env), failure=exc.diagnostics))
             continue
+        result.close()  # the targets were read; plan writes nothing to them
         results.append(EnvironmentResult(str(env), result))
         if output_format == "text":
             click.echo(render_text(result, color=sys.stdout.isatty()), nl=False)
@@ -304,21 +305,26 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
         saved_plan, saved_options = read_saved_plan(targets[0])
         env = saved_environment(saved_plan, targets[0])
     store = open_store(require_state(state_url))
-    with store.lock(lock_timeout):
-        if saved:
-            plans = [replan_saved(saved_plan, env, store, options, saved_options)]
-        else:
-            plans = [build_plan(env, store, options) for env in targets]
+    plans: list[Plan] = []
+    try:
+        with store.lock(lock_timeout):
+            if saved:
+                plans.append(replan_saved(saved_plan, env, store, options, saved_options))
+            else:
+                plans.extend(build_plan(item, store, options) for item in targets)
+                for item in plans:
+                    click.echo(render_text(item, color=sys.stdout.isatty()), nl=False)
+                if any(item.rejected for item in plans):
+                    sys.exit(1)
+                if not any(item.has_changes for item in plans):
+                    return
+                _confirm(auto_approve)
+            failed = False
             for item in plans:
-                click.echo(render_text(item, color=sys.stdout.isatty()), nl=False)
-            if any(item.rejected for item in plans):
-                sys.exit(1)
-            if not any(item.has_changes for item in plans):
-                return
-            _confirm(auto_approve)
-        failed = False
-        for item in plans:
-            failed |= not _apply_one(item, store)
+                failed |= not _apply_one(item, store)
+    finally:
+        for item in plans:  # the target connections the plans read and apply wrote through
+            item.close()
     sys.exit(1 if failed else 0)
 
 

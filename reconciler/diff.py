@@ -32,6 +32,7 @@ class FieldChange:
     after: Any
     drift: bool = False  # the platform value differs from what reconciler last applied
     applied: Any = None  # what reconciler last applied, when drift is True
+    on_target: str | None = None  # the target (its name) where the drift was read
 
 
 @dataclass(slots=True)
@@ -47,6 +48,13 @@ class Action:
     attrs: dict[str, Any] | None  # the full record to write (None for delete)
     secret_records: dict[str, dict] = field(default_factory=dict)  # what the state keeps
     rank: int = 0
+    target: str | None = None  # the Target whose platform the action changes (providers/)
+    # Whether the state holds the resource; None: as the action says (all but create). A
+    # target object can be missing on the platform yet recorded, or the reverse.
+    in_state: bool | None = None
+    # The secrets a provider needs to write (SIP passwords for ha1): in memory only, never
+    # in a plan file, the cache or the state.
+    secret_values: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> Key:

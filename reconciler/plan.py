@@ -20,9 +20,12 @@ from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
 from .loader import paused_gc
 from .manifests import Manifests
+from .providers import TARGET_KINDS
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
 from .secrets import FingerprintKey, SecretError, fingerprint_key
 from .state.base import Snapshot, StateResource, StateStore
+from .targetplan import (close_providers, desired_target_objects, diff_targets, open_providers,
+                         split_recorded)
 from .validate import validate_environment
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ class LeftAlone:
     kind: str
     id: str
     scope: str
+    target: str = ""  # an object on this target's platform that no manifest declares
 
 
 @dataclass
@@ -78,6 +82,12 @@ class Plan:
     cost: CostReport | None = None  # with a price list: the monthly cost before and after
     # "fingerprinted" (a key is configured) or "write-only"; "" when nothing has secrets
     secrets_mode: str = ""
+    # The open providers of the targets this plan read, by target name; apply writes
+    # through them. Runtime only: never in a plan file or the cache.
+    providers: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def close(self) -> None:
+        close_providers(self.providers)
 
     @property
     def rejected(self) -> bool:
@@ -127,12 +137,24 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
         _check_forbidden(plan, diff(guarded, snapshot.resources, key).actions, desired, store)
         _group_follow_ons(plan)
         return plan
-    result = diff(desired, snapshot.resources, key)
+    own, recorded = split_recorded(snapshot.resources)
+    plan.providers = open_providers(manifests)
+    wanted = desired_target_objects(manifests, desired, plan.providers)
+    result = diff(desired, own, key)
     _injected_bug(desired)
+    totals = _totals(own.values())
+    if plan.providers:
+        on_targets = diff_targets(wanted, recorded, plan.providers, key)
+        log.info("targets: %d actions, %d unchanged, %d not declared",
+                 len(on_targets.actions), on_targets.unchanged, len(on_targets.orphans))
+        result.actions += on_targets.actions
+        result.unchanged += on_targets.unchanged
+        result.orphans += on_targets.orphans
+        totals.update(on_targets.totals)
     plan.unchanged = result.unchanged
     plan.actions = result.actions
     _check_forbidden(plan, plan.actions, desired, store)
-    _plan_deletes(plan, result, snapshot, options)
+    _plan_deletes(plan, result, snapshot, options, totals)
     plan.actions.sort(key=Action.sort_key)
     plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
     plan.cost = _cost(manifests, snapshot, plan.actions)
@@ -249,8 +271,8 @@ def _check_forbidden(plan: Plan, actions: list[Action], desired: dict[Key, Resou
             if resource.kind == "account" and resource.attrs.get("parent"):
                 sub_accounts.setdefault(resource.attrs["parent"], []).append(resource.id)
     for action in actions:
-        if action.action != "update":
-            continue
+        if action.action != "update" or action.target is not None:
+            continue  # a target's objects have no forbidden changes
         resource = desired[action.key]
         for name, change in action.changes.items():
             rule = KIND_SPECS[action.kind].forbidden.get(name)
@@ -291,20 +313,27 @@ def _short(resource: Resource, field_name: str) -> str | None:
 DELETE_LIMIT_FROM = 10
 
 
-def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOptions) -> None:
+def _totals(resources) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for resource in resources:
+        totals[resource.kind] = totals.get(resource.kind, 0) + 1
+    return totals
+
+
+def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOptions,
+                  totals: dict[str, int]) -> None:
+    """Orphans are left alone, or deleted within the limits; `totals`: resources in scope
+    per kind (for target objects: declared or on the platform)."""
     if not result.orphans:
         return
     if not options.allow_delete:
         plan.left_alone = sorted(
-            (LeftAlone(o.kind, o.id, o.scope) for o in result.orphans),
+            (LeftAlone(o.kind, o.id, o.scope, _target_of(o)) for o in result.orphans),
             key=lambda o: (o.scope, KIND_SPECS[o.kind].order, o.id))
         return
     plan.actions.extend(_delete_action(orphan, snapshot) for orphan in result.orphans)
     if options.force:
         return
-    totals: dict[str, int] = {}
-    for resource in snapshot.resources.values():
-        totals[resource.kind] = totals.get(resource.kind, 0) + 1
     deletes: dict[str, int] = {}
     for orphan in result.orphans:
         deletes[orphan.kind] = deletes.get(orphan.kind, 0) + 1
@@ -319,8 +348,15 @@ def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOpt
                 "review the deletes, then pass --force (or raise --max-delete-percent)")
 
 
+def _target_of(orphan: StateResource) -> str:
+    return orphan.attrs.get("target", "") if orphan.kind in TARGET_KINDS else ""
+
+
 def _delete_action(orphan: StateResource, snapshot: Snapshot) -> Action:
     action = delete_action(orphan)
+    if orphan.kind in TARGET_KINDS:
+        action.target = orphan.attrs["target"]
+        action.in_state = orphan.last_applied is not None
     if orphan.kind == "tenant":
         action.rank = _state_master_depth(orphan, snapshot)
     elif orphan.kind == "account" and orphan.attrs.get("parent"):

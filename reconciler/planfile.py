@@ -35,7 +35,7 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
                     for action, risks in zip(plan.actions, plan_risks(plan.actions))],
         "warnings": [_diagnostic_to_dict(d) for d in plan.warnings],
         "errors": [_diagnostic_to_dict(d) for d in plan.errors],
-        "left_alone": [{"kind": o.kind, "id": o.id, "scope": o.scope} for o in plan.left_alone],
+        "left_alone": [_left_alone_to_dict(o) for o in plan.left_alone],
     }
     if plan.secrets_mode:
         data["secrets"] = plan.secrets_mode
@@ -50,6 +50,13 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
     return data
 
 
+def _left_alone_to_dict(orphan: LeftAlone) -> dict[str, Any]:
+    data = {"kind": orphan.kind, "id": orphan.id, "scope": orphan.scope}
+    if orphan.target:
+        data["target"] = orphan.target
+    return data
+
+
 def _scheduled_to_dict(action: Action) -> dict[str, Any]:
     return {**_action_to_dict(action, False, ()), "start_date": action.attrs["start_date"]}
 
@@ -60,6 +67,8 @@ def _action_to_dict(action: Action, saved: bool, risks: tuple[str, ...]) -> dict
         "source": action.source,
         "changes": {name: _change_to_dict(change) for name, change in action.changes.items()},
     }
+    if action.target is not None:
+        data["target"] = action.target
     if risks:
         data["risks"] = list(risks)
     if saved:
@@ -73,6 +82,8 @@ def _change_to_dict(change: FieldChange) -> dict[str, Any]:
     if change.drift:
         data["drift"] = True
         data["last_applied"] = change.applied
+        if change.on_target is not None:
+            data["on_target"] = change.on_target
     return data
 
 
@@ -139,10 +150,11 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
 
 def _action_from_dict(item: dict[str, Any], attrs: dict | None = None) -> Action:
     changes = {name: FieldChange(c["before"], c["after"], c.get("drift", False),
-                                 c.get("last_applied"))
+                                 c.get("last_applied"), c.get("on_target"))
                for name, c in item["changes"].items()}
     return Action(item["action"], item["kind"], item["id"], item["scope"], item["source"],
-                  changes, item.get("record", attrs), {}, item.get("rank", 0))
+                  changes, item.get("record", attrs), {}, item.get("rank", 0),
+                  target=item.get("target"))
 
 
 def _forbidden_from_dict(data: dict[str, Any]) -> ForbiddenChange:

@@ -61,6 +61,10 @@ KIND_SPECS: dict[str, KindSpec] = {
         }),
         KindSpec("user", "Tenant", 4),
         KindSpec("extension", "Tenant", 5),
+        # Objects on a target's platform (providers/), from the tenants it serves.
+        KindSpec("sip_domain", "Tenant", 6),
+        KindSpec("sip_subscriber", "Tenant", 7),
+        KindSpec("sip_alias", "Tenant", 8),
     )
 }
 KIND_RANK = {name: rank for rank, name in enumerate(KIND_SPECS)}  # execution order

@@ -28,11 +28,16 @@ class PlanChange(_Open):
     after: Any
     drift: bool | None = None
     last_applied: Any = None
+    on_target: str | None = Field(None, description="with drift: the target (its name) whose "
+                                  "platform holds something else than reconciler last applied")
 
 
 class PlanAction(_Open):
     action: Literal["create", "update", "delete"]
-    kind: Literal["account", "base_package", "site", "tenant", "user", "extension"]
+    kind: Literal["account", "base_package", "site", "tenant", "user", "extension",
+                  "sip_domain", "sip_subscriber", "sip_alias"]
+    target: str | None = Field(None, description="the target whose platform the action "
+                               "changes; absent for reconciler's own resources")
     id: str
     scope: str
     source: str | None = Field(description="file:line of the manifest, null for deletes")
@@ -55,6 +60,8 @@ class PlanLeftAlone(_Open):
     kind: str
     id: str
     scope: str = Field(description="customer number of the account it belongs to")
+    target: str | None = Field(None, description="an object on this target's platform that no "
+                               "manifest declares (unmanaged)")
 
 
 class PlanMessage(_Open):

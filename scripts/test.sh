@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 # System packages the tests use; add to this list when a test needs another one.
 DEBIAN_PACKAGES=(
     postgresql    # the server binaries (initdb, pg_ctl) for tests/pgcluster.py
+    kamailio kamailio-sqlite-modules kamailio-postgres-modules  # the Kamailio target
+    sqlite3       # scripts/kamailio.sh init: Kamailio's schema scripts into a SQLite file
+    sip-tester    # SIPp: registers phones against Kamailio (tests/sip.py)
 )
 
 install_debian_packages "${DEBIAN_PACKAGES[@]}"

@@ -165,3 +165,61 @@ def test_the_brute_force_finds_what_version_1_stored():
     assert recover_pins(f'{{"secrets": "{{\\"pin\\": \\"{stored}\\"}}"}}') == {"4821"}
     keyed = "hmac-sha256:" + secrets.token_hex(6) + ":" + hashlib.sha256(b"x").hexdigest()
     assert recover_pins(keyed) == set()
+
+
+@pytest.mark.slow
+def test_no_sip_password_or_ha1_leaves_the_kamailio_target(tmp_path):
+    """SIP passwords (env and file) through plan, saved plan, apply, drift and failures of
+    the Kamailio path: neither they nor the ha1/ha1b hashes written to Kamailio (each one
+    lets a reader test password guesses offline) appear in any output, file or the state."""
+    from kamailio import DOMAIN, Platform, ha1, init_db
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES / "sip-kamailio", repo / "sip")
+    canary = {"100": _password(), "101": _password()}
+    edit(repo / "sip" / "tenant-sonnenschein.yaml", "sip_password: {file: secrets/sip-100.txt}",
+         "sip_password: {env: CANARY_SIP}")
+    (repo / "sip" / "secrets" / "sip-101.txt").write_text(canary["101"] + "\n")
+    kamailio = tmp_path / "kamailio" / "kamailio.sqlite"
+    kamailio.parent.mkdir()
+    init_db(f"sqlite:///{kamailio}")
+    state = f"sqlite:///{tmp_path / 'state' / 'state.db'}"
+    variables = {**KEY, "CANARY_SIP": canary["100"], "KAMAILIO_DB": f"sqlite:///{kamailio}",
+                 "RECONCILER_CACHE_DIR": str(tmp_path / "cache")}
+    outputs: list[Result] = []
+
+    def run(*args, codes=(0,), extra: dict | None = None) -> Result:
+        result = run_cli(*args, cwd=repo, env={**variables, **(extra or {})})
+        assert result.returncode in codes, result.output
+        outputs.append(result)
+        return result
+
+    run("validate", "sip")
+    run("render", "sip")
+    for fmt in ("text", "markdown", "json", "github"):
+        run("plan", "sip", "--state", state, "--format", fmt)
+    saved = tmp_path / "plans" / "sip.json"
+    run("-vv", "plan", "sip", "--state", state, "--out", saved)
+    run("-vv", "apply", saved, "--state", state)
+    Platform(f"sqlite:///{kamailio}").sql("update subscriber set ha1 = 'x' where username = '101'")
+    for fmt in ("text", "json"):
+        run("-vv", "plan", "sip", "--state", state, "--format", fmt)
+    run("-vv", "apply", "sip", "--state", state, "--auto-approve", codes=(1,),
+        extra={"RECONCILER_FAULT_FAIL_AT": "1"})
+    run("-vv", "plan", "sip", "--state", state, codes=(1,), extra={"RECONCILER_FAULT_BUG": "1"})
+    run("-vv", "apply", "sip", "--state", state, "--auto-approve",
+        extra={"CANARY_SIP": _password()})  # a new password: the old ha1 is replaced
+    run("export", "--state", state, "--account", "4455660", "--to", tmp_path / "export")
+
+    artifacts = {f"output {n}": r.output.encode() for n, r in enumerate(outputs)}
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and repo not in path.parents and kamailio.parent not in path.parents:
+            artifacts[str(path.relative_to(tmp_path))] = path.read_bytes()
+    needles = {}
+    for number, password in canary.items():
+        needles[f"password {number}"] = password
+        needles[f"ha1 {number}"] = ha1(number, DOMAIN, password)
+        needles[f"ha1b {number}"] = ha1(f"{number}@{DOMAIN}", DOMAIN, password)
+    for name, blob in artifacts.items():
+        for what, needle in needles.items():
+            assert needle.encode() not in blob, f"the {what} leaked into {name}"

@@ -23,13 +23,19 @@ def show(value: Any) -> str:
 
 def change_text(action: str, change: FieldChange) -> str:
     if action == "create":
-        return show(change.after)
+        return show(change.after) + drift_note(change)
     if action == "delete":
         return show(change.before)
-    text = f"{show(change.before)} → {show(change.after)}"
-    if change.drift:
-        text += f"  (changed outside reconciler; last applied {show(change.applied)})"
-    return text
+    return f"{show(change.before)} → {show(change.after)}" + drift_note(change)
+
+
+def drift_note(change: FieldChange) -> str:
+    """Where a value changed behind reconciler's back, and what it had applied."""
+    if not change.drift:
+        return ""
+    if change.on_target is None:
+        return f"  (changed outside reconciler; last applied {show(change.applied)})"
+    return f"  (changed on target '{change.on_target}'; last applied {show(change.applied)})"
 
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-"}

@@ -155,7 +155,8 @@ def _environment_blocks(result: EnvironmentResult) -> list[Block]:
         blocks.append(Block(_list_forms([f"#### :warning: Review carefully ({len(risky)})", ""],
                                         lines), 2))
     if plan.left_alone:
-        lines = [f"- {markdown_code(f'{o.kind} {o.id}')} (account {markdown_code(o.scope)})"
+        lines = [f"- {markdown_code(f'{o.kind} {o.id}')} (account {markdown_code(o.scope)}"
+                 + (f"; unmanaged on target {markdown_code(o.target)})" if o.target else ")")
                  for o in plan.left_alone]
         intro = [f"#### :pause_button: Left alone: {len(plan.left_alone)} resources are no "
                  "longer in the manifests", "",

@@ -50,7 +50,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
             counts[orphan.kind] = counts.get(orphan.kind, 0) + 1
         kept = ", ".join(plural(n, kind) for kind, n in sorted(counts.items()))
         lines.append(f"Not in the manifests, left alone: {kept} (pass --allow-delete to delete):")
-        lines += [style(f"  = {o.kind} {plain(o.id)}", fg="cyan") + f"  (account {plain(o.scope)})"
+        lines += [style(f"  = {o.kind} {plain(o.id)}", fg="cyan") + f"  (account {plain(o.scope)}"
+                  + (f"; unmanaged on target '{plain(o.target)}')" if o.target else ")")
                   for o in plan.left_alone]
     if plan.cost is not None:
         lines += cost_text(plan.cost)

@@ -1,0 +1,188 @@
+"""Plan stage for targets: what each platform should hold, what it holds, the actions between.
+
+For the tenants a `kind: Target` serves, the provider turns tenants and
+extensions into its own objects (Kamailio: domain, subscriber and alias rows).
+Their *current* value is what the platform holds now — read in bulk for the
+zones reconciler manages — not what the state says; the state only says what
+reconciler last applied there. So:
+
+- an object that differs from what was last applied is drift, "changed on
+  target" (a row deleted there is a create with drift);
+- a secret is compared on the platform (`Provider.secret_matches`): nothing
+  derived from it (Kamailio's ha1) reaches the plan, the state or a log;
+- an object on the platform, or recorded, in a managed zone that no manifest
+  declares is an orphan: left alone (listed as unmanaged) or, with
+  --allow-delete, deleted;
+- an object that is on the platform as declared but not recorded (apply
+  was killed between writing the platform and the state) is an update that
+  only records it ("recorded: false → true").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .diagnostics import ReconcilerError
+from .diff import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange
+from .lifecycle import today
+from .manifests import Manifests
+from .providers import TARGET_KINDS, Observed, Provider, provider_for
+from .resources import Key, Resource
+from .secrets import FingerprintKey, secret_change, secret_record
+from .state.base import StateResource
+from .targets import served_tenants
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TargetDiff:
+    actions: list[Action] = field(default_factory=list)
+    unchanged: int = 0
+    orphans: list[StateResource] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)  # objects per kind, for delete limits
+
+
+def open_providers(manifests: Manifests) -> dict[str, Provider]:
+    """Every target's provider, opened and checked; none open when one fails."""
+    providers: dict[str, Provider] = {}
+    try:
+        for name, entry in manifests.targets.items():
+            provider = provider_for(entry)
+            providers[name] = provider
+            provider.open()
+    except ReconcilerError:
+        close_providers(providers)
+        raise
+    return providers
+
+
+def close_providers(providers: dict[str, Provider]) -> None:
+    for provider in providers.values():
+        provider.close()
+
+
+def desired_target_objects(manifests: Manifests, desired: dict[Key, Resource],
+                           providers: dict[str, Provider]) -> dict[Key, Resource]:
+    """The objects each platform should hold. The SIP password of an extension moves to
+    its platform object: the state records it there, not twice."""
+    extensions: dict[str, list[Resource]] = {}
+    for resource in desired.values():
+        if resource.kind == "extension":
+            extensions.setdefault(resource.attrs["tenant"], []).append(resource)
+    due = today().isoformat()
+    out: dict[Key, Resource] = {}
+    for tenant_name, target in served_tenants(manifests).items():
+        tenant = desired[("tenant", tenant_name)]
+        # An extension that starts later gets its SIP login when it is created.
+        serving = [e for e in extensions.get(tenant_name, [])
+                   if not e.attrs.get("start_date") or e.attrs["start_date"] <= due]
+        for resource in providers[target.model.name].desired(tenant, serving):
+            out[resource.key] = resource
+        for ext in extensions.get(tenant_name, []):
+            ext.secrets.pop("sip_password", None)
+    return out
+
+
+def diff_targets(wanted: dict[Key, Resource], recorded: dict[Key, StateResource],
+                 providers: dict[str, Provider], key: FingerprintKey | None) -> TargetDiff:
+    """Actions that make every platform hold `wanted`; `recorded`: the state's target objects."""
+    zones, zone_scope = _managed_zones(wanted, recorded, providers)
+    observed: dict[Key, Observed] = {}
+    for name, provider in providers.items():
+        observed.update(provider.read(zones.get(name, set())))
+    result = TargetDiff()
+    for ident, resource in wanted.items():
+        provider = providers[resource.attrs["target"]]
+        action = _compare(resource, observed.get(ident), recorded.get(ident), provider, key)
+        if action is None:
+            result.unchanged += 1
+        else:
+            result.actions.append(action)
+    managed = {(name, zone) for name, names in zones.items() for zone in names}
+    for ident in sorted((observed.keys() | recorded.keys()) - wanted.keys()):
+        have, rec = observed.get(ident), recorded.get(ident)
+        attrs = have.attrs if have is not None else rec.attrs
+        target = attrs.get("target")
+        if target not in providers:
+            continue  # recorded for a Target no longer declared: no longer managed
+        zone = providers[target].zone_of(ident[0], attrs)
+        if (target, zone) not in managed:
+            continue
+        result.orphans.append(StateResource(ident[0], ident[1], zone_scope.get(zone, ""),
+                                            attrs, {}, rec.last_applied if rec else None))
+    for ident in wanted.keys() | observed.keys() | {o.key for o in result.orphans}:
+        result.totals[ident[0]] = result.totals.get(ident[0], 0) + 1
+    return result
+
+
+def _managed_zones(wanted: dict[Key, Resource], recorded: dict[Key, StateResource],
+                   providers: dict[str, Provider]) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Per target the zones reconciler manages there (declared or recorded), and each zone's
+    account."""
+    zones: dict[str, set[str]] = {}
+    zone_scope: dict[str, str] = {}
+    for item in list(wanted.values()) + list(recorded.values()):
+        target = item.attrs.get("target")
+        if target not in providers:
+            continue
+        zone = providers[target].zone_of(item.kind, item.attrs)
+        zones.setdefault(target, set()).add(zone)
+        zone_scope.setdefault(zone, item.scope)
+    return zones, zone_scope
+
+
+def _compare(resource: Resource, have: Observed | None, rec: StateResource | None,
+             provider: Provider, key: FingerprintKey | None) -> Action | None:
+    on = provider.name
+    applied = rec.last_applied if rec is not None else None
+    changes: dict[str, FieldChange] = {}
+    if have is None:
+        if applied is not None:  # reconciler created it; someone deleted it there
+            changes["exists"] = FieldChange(False, True, True, True, on)
+        for name, value in resource.attrs.items():
+            if value not in (None, [], {}, False):
+                changes[name] = FieldChange(None, value)
+        for name in resource.secrets:
+            changes[name] = FieldChange(None, SENSITIVE)
+        return _action("create", resource, changes, rec, key, on)
+    for name, after in resource.attrs.items():
+        before = have.attrs.get(name)
+        if before != after:
+            drift = applied is not None and applied.get(name) != before
+            changes[name] = FieldChange(before, after, drift, applied.get(name) if drift else None,
+                                        on)
+    for name, secret in resource.secrets.items():
+        if not provider.secret_matches(resource.key, name, secret):
+            subject = f"{resource.kind}/{resource.id}/{name}"
+            # Drift when the manifest's secret is the one last applied (certain with a
+            # fingerprint key; without one, a new value behind the same reference looks alike).
+            drift = rec is not None and name in rec.secrets and \
+                secret_change(secret, rec.secrets.get(name), key, subject) is None
+            changes[name] = FieldChange(SENSITIVE, SENSITIVE_CHANGED, drift,
+                                        SENSITIVE if drift else None, on)
+    if rec is None and not changes:
+        changes["recorded"] = FieldChange(False, True)
+    if not changes and rec.scope == resource.scope:
+        return None
+    return _action("update", resource, changes, rec, key, on)
+
+
+def _action(verb: str, resource: Resource, changes: dict[str, FieldChange],
+            rec: StateResource | None, key: FingerprintKey | None, target: str) -> Action:
+    records = {name: secret_record(secret, key, f"{resource.kind}/{resource.id}/{name}")
+               for name, secret in resource.secrets.items()}
+    where = resource.source()
+    return Action(verb, resource.kind, resource.id, resource.scope,
+                  where.short if where else None, changes, resource.attrs, records,
+                  resource.rank, target=target, in_state=rec is not None,
+                  secret_values=dict(resource.secrets))
+
+
+def split_recorded(resources: dict[Key, StateResource]) -> tuple[dict, dict]:
+    """The state's resources: (reconciler's own, target objects)."""
+    own, targets = {}, {}
+    for ident, resource in resources.items():
+        (targets if ident[0] in TARGET_KINDS else own)[ident] = resource
+    return own, targets
