@@ -7,6 +7,13 @@ examples/kamailio/kamailio.cfg and register phones with SIPp.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from kamailio import (DOMAIN, Platform, ha1, init_db, kamailio_env, make_db, passwords,
@@ -211,3 +218,53 @@ def test_phones_register_with_what_apply_wrote(kamailio_db, state_url, tmp_path)
     assert platform.counts() == (1, 2, 2)
     assert env.plan("--detailed-exitcode", env=variables).returncode == 0
     platform.close()
+
+
+def _bulk_tenant(env, count: int) -> None:
+    """The example tenant with `count` extensions (4-digit numbers) sharing one SIP password."""
+    env.edit("account.yaml", "parallel_calls: 6", f"parallel_calls: {count // 10 + 10}")
+    tenant = env.file("tenant-sonnenschein.yaml")
+    head = tenant.read_text().split("extensions:\n")[0]
+    head = head.replace("dial_plan: 3", "dial_plan: 4").replace('main_extension: "100"',
+                                                                 'main_extension: "1000"')
+    rows = "".join(f'  - number: "{1000 + i}"\n    name: Platz {i}\n    area_code: "030"\n'
+                   "    sip_password: {env: SIP_BULK}\n" for i in range(count))
+    tenant.write_text(head + "extensions:\n" + rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["between target and state", "kill -9 from outside"])
+def test_a_killed_apply_of_2000_extensions_converges(sqlite_kamailio, state_url, tmp_path, how):
+    env, variables = kamailio_env(tmp_path, state_url, sqlite_kamailio)
+    _bulk_tenant(env, 2000)
+    variables["SIP_BULK"] = "Zq8-Tn4#Wp6_Lr2!"
+    platform = Platform(sqlite_kamailio)
+    total = len(env.plan_json(env=variables)["actions"])
+    if how == "between target and state":
+        killed = env.apply("--auto-approve", env={**variables,
+                                                  "RECONCILER_FAULT_KILL_AFTER_TARGET_AT": "2600"})
+        assert killed.returncode == -9, killed.output
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", env.name, "--auto-approve",
+             "--state", state_url], cwd=env.path.parent, env={**os.environ, **variables},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while platform.counts()[1] < 700 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() == -9
+    written = platform.counts()
+    assert 0 < written[1] < 2000, written
+    left = env.plan_json(env=variables)["actions"]
+    assert 0 < len(left) < total
+    if how == "between target and state":  # the batch Kamailio took is only to be recorded
+        assert sum("recorded" in a["changes"] for a in left) == 500
+    again = env.apply("--auto-approve", env=variables)
+    assert again.returncode == 0, again.output
+    done = sum(int(n) for n in re.findall(r"(\d+) (?:created|updated|deleted)", again.stdout))
+    assert done == len(left)  # exactly what the plan said was left
+    assert platform.counts() == (1, 2000, 1)
+    assert platform.sql("select count(*) from (select username from subscriber "
+                        "group by username, domain having count(*) > 1) d") == [(0,)]
+    assert env.plan("--detailed-exitcode", env=variables).returncode == 0
