@@ -17,7 +17,6 @@ from . import installed_version
 from .apply import ApplyResult, apply_plan, replan_saved
 from .cache import cached_plan
 from .diagnostics import Diagnostic, ReconcilerError, plural
-from .export import dump_yaml
 from .export import export as export_manifests
 from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
@@ -31,6 +30,7 @@ from .state.base import LockTimeout
 from .state.sql import open_store, short_reason
 from .template import expand_templates, rendered_documents
 from .validate import validate_environment
+from .writer import dump_yaml
 
 DEFAULT_STATE = "sqlite:///.reconciler/state.db"
 ENV_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -350,13 +350,19 @@ def render_command(env: Path) -> None:
     """Print the manifests of ENV after templates and overrides.
 
     The output is YAML that validates and plans like ENV itself. Secrets are
-    printed as references, never as values.
+    printed as references, never as values: a plain-text secret becomes
+    {env: RECONCILER_SECRET_…}, named on stderr.
     """
     loaded = load_environment(env)
     documents = expand_templates(loaded.documents, loaded.diagnostics)
     if loaded.diagnostics.has_errors():
         raise ReconcilerError(loaded.diagnostics.sorted())
-    click.echo(dump_yaml(rendered_documents(documents)), nl=False)
+    rendered, variables = rendered_documents(documents)
+    click.echo(dump_yaml(rendered), nl=False)
+    if variables:
+        click.echo(f"note: {plural(len(variables), 'plain-text secret')} printed as "
+                   "references; to plan the output, export "
+                   + ", ".join(variables) + " with the values from the manifests", err=True)
 
 
 @main.command(epilog=EXIT_CODES, short_help="Write manifests from the state.")

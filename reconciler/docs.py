@@ -249,7 +249,7 @@ def _rules_section() -> list[str]:
 def _formats_section() -> list[str]:
     out = ["## Value formats", "",
            "The formats named in the tables above, with the regular expression each value "
-           "must match (digit strings may be written with or without quotes; see "
+           "must match (digit strings are written in quotes; see "
            "[Writing manifests](manifests.md)).", "",
            "| format | pattern |", "|---|---|"]
     out += [f"| {_escape(description)} | `` {_escape(pattern)} `` |"

@@ -8,10 +8,7 @@ exported files never touches them. `auto` extensions stay `auto`.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-
-from ruamel.yaml import YAML
 
 from .catalog import catalog_document
 from .diagnostics import ReconcilerError
@@ -19,6 +16,7 @@ from .files import write_private
 from .loader import paused_gc
 from .model import KINDS, Extension, User
 from .state.base import StateResource, StateStore
+from .writer import dump_yaml
 
 SCHEMA_LINE = "# yaml-language-server: $schema={}\n"
 TENANT_FIELDS = ("account", "type", "version", "master", "charset", "logo", "dial_plan", "sites",
@@ -140,17 +138,5 @@ def _without(attrs: dict, *names: str) -> dict:
 
 
 def _dump(path: Path, documents: list[dict], header: str) -> Path:
-    write_private(path, header + dump_yaml(documents))
+    write_private(path, dump_yaml(documents, header))
     return path
-
-
-def dump_yaml(documents: list[dict]) -> str:
-    """Documents as readable YAML (block style, keys in the given order)."""
-    yaml = YAML(typ="safe")
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False
-    yaml.allow_unicode = True
-    yaml.width = 120
-    buffer = io.StringIO()
-    yaml.dump_all(documents, buffer)
-    return buffer.getvalue()

@@ -2,11 +2,14 @@
 
 Parsing uses ruamel.yaml's C composer (libyaml) and our own small constructor
 instead of ruamel's Python constructors: the round-trip loader is far too slow
-for 100k extensions, and the safe constructor loses line numbers and coerces
-scalars (`0100` → 64, `no` → False). Ours keeps every plain scalar a string
-except `null`/`~`/empty and `true`/`false`, records `line:column` of every
-mapping, key and list item, refuses duplicate keys, custom tags, `%YAML`
-directives, aliases that expand beyond a small bound and deep nesting.
+for 100k extensions, and the safe constructor loses line numbers. Ours types
+plain scalars as YAML 1.2's core schema does, which is what editors and JSON
+Schema validators see: `null`/`~`/empty, `true`/`false`, and numbers, which
+keep the text as written (`YInt`, `YFloat`: "quote it: \"0100\"" needs the
+zero). Everything else, and every quoted scalar, is a string. It records
+`line:column` of every mapping, key and list item, refuses duplicate keys,
+custom tags, `%YAML` directives, aliases that expand beyond a small bound and
+deep nesting.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = frozenset(_CORE + t for t in ("str", "map", "seq", "null", "bool", "int", "float"))
+# YAML 1.2 core schema numbers (what editors and JSON Schema validators read).
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_NUMBER_START = frozenset("0123456789+-.")
 _YAML_DIRECTIVE = re.compile(r"^%YAML\b", re.MULTILINE)
 
 
@@ -154,12 +162,59 @@ _DEFAULT_TAGS = {
 }
 
 
+class YInt(int):
+    """An unquoted integer that remembers how it was written (`0100`, `+4930…`)."""
+
+    def __new__(cls, text: str):
+        value = int(text, 0) if text[1:2] in ("o", "x") else int(text)
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+    def __reduce__(self):  # parsed in worker processes: pickle the text, not the value
+        return YInt, (self.text,)
+
+
+class YFloat(float):
+    """An unquoted decimal number that remembers how it was written (`12.50`)."""
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text.lower().replace(".inf", "inf").replace(".nan", "nan"))
+        number.text = text
+        return number
+
+    def __reduce__(self):
+        return YFloat, (self.text,)
+
+
+def number_text(value) -> str:
+    """A number as the user wrote it."""
+    return getattr(value, "text", None) or str(value).lower()
+
+
+def plain_scalar(value: str):
+    """A plain scalar as YAML 1.2's core schema types it."""
+    if value in _NULLS:
+        return None
+    if value[:1] in _NUMBER_START:
+        if _INT.fullmatch(value):
+            return YInt(value)
+        if _FLOAT.fullmatch(value):
+            return YFloat(value)
+        return value
+    return _BOOLS.get(value, value)
+
+
 def _tagged_scalar(value: str, tag: str):
+    """!!null, !!bool, !!int and !!float as their types when they read as such; else the text."""
     if tag == _CORE + "null":
         return None
     if tag == _CORE + "bool":
         return _BOOLS.get(value, value)
-    return value  # !!str, !!int, !!float: the text as written
+    if tag in (_CORE + "int", _CORE + "float"):
+        number = plain_scalar(value)
+        return number if isinstance(number, (YInt, YFloat)) else value
+    return value  # !!str, and unsupported tags (reported): the text as written
 
 
 class _Constructor:
@@ -213,9 +268,7 @@ class _Constructor:
             value = node.value
             if node.style:  # quoted or block: always the text as written
                 return value
-            if value in _NULLS:
-                return None
-            return _BOOLS.get(value, value)
+            return plain_scalar(value)
         return self._collection(node, node_type)
 
     def _collection(self, node, node_type):

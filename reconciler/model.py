@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
 
 # Formats. The description words the error message: "… is not <description>".
 FORMATS: dict[str, str] = {}  # pattern → description
@@ -59,12 +60,28 @@ EnvName = _format(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name")
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+def _date_as_text(value):
+    """A date is written YYYY-MM-DD; a number (pydantic would read seconds since 1970) is not."""
+    if isinstance(value, (str, datetime.date)):
+        return value
+    raise PydanticCustomError("date_parsing", "not a date")
+
+
+Date = Annotated[datetime.date, Field(strict=False), BeforeValidator(_date_as_text)]
+
+
 SECRET_VERSION_HELP = ("raise it to write the secret again: without RECONCILER_SECRET_KEY a new "
                        "value behind the same reference is not noticed")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """Values as YAML types them: digit strings quoted, numbers and true/false unquoted.
+
+    `strict` makes pydantic refuse `dial_plan: "3"` and `customer_number: 1234567`
+    alike, as the JSON Schemas do: one policy for the CLI and for editors.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class EnvSecret(Strict):
@@ -86,6 +103,17 @@ Secret = Annotated[
     Union[str, EnvSecret, FileSecret],
     Field(description="a value, or {env: NAME}, or {file: PATH}; never printed"),
 ]
+
+
+def _pin_pattern(schema: dict) -> None:
+    """The schemas check a plain PIN's digits, which the CLI checks as a rule (rules.py):
+    a rule keeps the tenant's other errors coming, and words the message without the value."""
+    for branch in schema["anyOf"]:
+        if branch.get("type") == "string":
+            branch["pattern"] = PIN_PATTERN
+
+
+Pin = Annotated[Secret, Field(json_schema_extra=_pin_pattern)]
 SECRET_FIELDS = frozenset(("pin", "password", "sip_password", "database"))
 
 
@@ -173,13 +201,13 @@ class Extension(Strict):
     name: Text = Field(description="the extension's name; identifies an `auto` extension")
     display_name: Text | None = Field(None, description="the name shown on calls")
     email: Email | None = Field(None, description="the user's e-mail address")
-    pin: Secret | None = Field(
+    pin: Pin | None = Field(
         None, description="4–8 digits; `0000` makes the user choose one at first login; "
         "left out: not managed")
     area_code: AreaCode | None = Field(None, description="the area code (Vorwahl) of the user")
     product: Identifier | None = Field(None, description="the user product, e.g. light_user")
     addons: list[Identifier] = Field([], description="add-ons, e.g. voicemail")
-    start_date: datetime.date | None = Field(None, description="when the extension starts")
+    start_date: Date | None = Field(None, description="when the extension starts")
     reference: Text | None = Field(None, description="your order reference, on the invoice")
     sip_password: Secret | None = Field(
         None, description="the SIP login of the extension's phone; required under a Kamailio target")
@@ -193,7 +221,7 @@ class BatchFile(Strict):
     file: Text = Field(description="the batch file, relative to this manifest")
     product: Identifier | None = Field(None, description="the product of every row's extension")
     addons: list[Identifier] = Field([], description="add-ons of every row's extension")
-    start_date: datetime.date | None = Field(
+    start_date: Date | None = Field(
         None, description="when the order starts; a future date is scheduled, not applied yet")
     reference: Text | None = Field(None, description="your order number for these rows")
 

@@ -1,7 +1,16 @@
 """JSON Schemas generated from the models: one per kind, one per document, one per plan.
 
 `python -m reconciler.schemas` rewrites `schemas/`; a test fails when the
-committed files differ from what the models generate.
+committed files differ from what the models generate. The schemas use only
+standard JSON Schema 2020-12 keywords (ajv's strict mode compiles them): the
+document schema picks the kind's schema with `if`/`then` on `kind`, not with
+OpenAPI's `discriminator`.
+
+- `document.schema.json`: any manifest document, `kind: Use` included;
+- `override.schema.json`: a document next to a `Use` that changes what the
+  template renders: only `kind` and the identity are required;
+- `plan.schema.json`, `plans.schema.json`: `plan --format json` for one
+  environment (an object) and for several (a list).
 """
 
 from __future__ import annotations
@@ -9,11 +18,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from .model import KINDS
+from .model import KINDS, Strict
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 BASE_URL = "https://reconciler.example/schemas/"
@@ -136,19 +145,64 @@ class PlanDocument(_Open):
         None, description="saved plans only: the plan options (apply uses its own and compares)")
 
 
+class Use(Strict):
+    """A customer environment made from a partner template (see docs/manifests.md)."""
+
+    kind: Literal["Use"]
+    template: str = Field(min_length=1, description="the template directory, relative to this "
+                          "file; it holds parameters.schema.json and *.yaml.j2 files")
+    values: dict[str, Any] = Field({}, description="the template's parameters, checked "
+                                   "against its parameters.schema.json")
+
+
+# What identifies a document that overrides a rendered one (template.IDENTITIES).
+OVERRIDABLE = {"Account": "customer_number", "BasePackage": "id", "Site": "id", "Tenant": "name"}
+
+
 def generate() -> dict[str, dict]:
     """File name → schema, for every file in `schemas/`."""
     schemas = {}
-    for kind, model in KINDS.items():
+    kinds = {**KINDS, "Use": Use}
+    for kind, model in kinds.items():
         schemas[f"{_file_stem(kind)}.schema.json"] = _with_id(
             model.model_json_schema(by_alias=True), f"{_file_stem(kind)}.schema.json")
-    document = TypeAdapter(
-        Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
-    ).json_schema(by_alias=True)
-    document["title"] = "reconciler manifest document"
+    document = _by_kind(kinds, "reconciler manifest document")
     schemas["document.schema.json"] = _with_id(document, "document.schema.json")
-    schemas["plan.schema.json"] = _with_id(PlanDocument.model_json_schema(), "plan.schema.json")
+    override = _by_kind({kind: KINDS[kind] for kind in OVERRIDABLE},
+                        "reconciler override document (next to a kind: Use)")
+    for kind, identity in OVERRIDABLE.items():
+        override["$defs"][kind]["required"] = ["kind", identity]
+    schemas["override.schema.json"] = _with_id(override, "override.schema.json")
+    plan = PlanDocument.model_json_schema()
+    schemas["plan.schema.json"] = _with_id(plan, "plan.schema.json")
+    schemas["plans.schema.json"] = _with_id(_list_of(plan, "PlanDocument"), "plans.schema.json")
     return schemas
+
+
+def _by_kind(models: dict[str, type[BaseModel]], title: str) -> dict:
+    """One schema for documents of several kinds: `kind` selects the kind's schema.
+
+    `if`/`then` per kind (rather than `oneOf`) makes a validator report the
+    errors of the document's own kind only.
+    """
+    combined = TypeAdapter(Union[tuple(models.values())]).json_schema(by_alias=True)  # noqa: UP007
+    return {
+        "title": title,
+        "type": "object",
+        "required": ["kind"],
+        "properties": {"kind": {"enum": list(models), "description": "what the document declares"}},
+        "allOf": [{"if": {"type": "object", "properties": {"kind": {"const": kind}}},
+                   "then": {"$ref": f"#/$defs/{model.__name__}"}} for kind, model in models.items()],
+        "$defs": combined["$defs"],
+    }
+
+
+def _list_of(schema: dict, name: str) -> dict:
+    """A list of `schema`, self-contained: its definitions and it in `$defs`."""
+    definitions = dict(schema.get("$defs", {}))
+    definitions[name] = {key: value for key, value in schema.items() if key != "$defs"}
+    return {"title": f"a list of {schema.get('title', name)}", "type": "array",
+            "items": {"$ref": f"#/$defs/{name}"}, "$defs": definitions}
 
 
 def _file_stem(kind: str) -> str:
@@ -156,8 +210,27 @@ def _file_stem(kind: str) -> str:
 
 
 def _with_id(schema: dict, name: str) -> dict:
+    _check_keys(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": BASE_URL + name,
             **schema}
+
+
+def _check_keys(node) -> None:
+    """Give `propertyNames` the key pattern, in place.
+
+    For `dict[Identifier, …]` pydantic puts the pattern into `patternProperties`
+    only, where a key that does not match is merely left unchecked: the schema
+    accepted budget keys that the CLI refuses.
+    """
+    if isinstance(node, dict):
+        patterns = list(node.get("patternProperties", {}))
+        if len(patterns) == 1 and isinstance(node.get("propertyNames"), dict):
+            node["propertyNames"].setdefault("pattern", patterns[0])
+        for value in node.values():
+            _check_keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            _check_keys(value)
 
 
 def render(schema: dict) -> str:

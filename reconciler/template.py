@@ -30,8 +30,8 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from .cache import record_template_dir
 from .diagnostics import Diagnostic, Diagnostics, Severity, Source, did_you_mean
 from .isolate import IsolationError, run_isolated
-from .loader import Document, YList, YMap, locate, parse_yaml, show_path, unpack
-from .model import SECRET_FIELDS
+from .loader import Document, YList, YMap, locate, number_text, parse_yaml, show_path, unpack
+from .writer import plain_secrets_as_references
 
 PARAMETERS_FILE = "parameters.schema.json"
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -212,7 +212,7 @@ def _check_use(doc: Document, template_dir: Path, diagnostics: Diagnostics) -> _
     schema = _read_schema(template_dir, doc, diagnostics)
     if schema is None:
         return None
-    values = _coerce(dict(values), schema)
+    values = _with_defaults(dict(values), schema)
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
         registry=_schema_registry(template_dir))
@@ -259,8 +259,19 @@ def _report_value_error(doc: Document, error: jsonschema.ValidationError, see: s
             diagnostics.error(doc.locate("values", *path), f"missing template value '{full}'",
                               f"add '{key}: …' under 'values'; {see}")
         return
+    if error.validator == "type" and "string" in _types(error.validator_value) \
+            and isinstance(error.instance, (int, float)) and not isinstance(error.instance, bool):
+        text = number_text(error.instance)
+        diagnostics.error(doc.locate("values", *path), f"template value {name} {text} must be "
+                          "quoted: unquoted, YAML reads it as a number",
+                          f'quote it: {path[-1] if path else name}: "{text}"; {see}')
+        return
     diagnostics.error(doc.locate("values", *path),
                       f"template value {name or 'values'}: {error.message}", see)
+
+
+def _types(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 SCHEMA_BASE = "https://template.invalid/"  # a base no one can serve: refs stay local
@@ -305,20 +316,15 @@ def _read_schema(template_dir: Path, doc: Document, diagnostics: Diagnostics) ->
     return schema
 
 
-def _coerce(values: dict, schema: dict) -> dict:
-    """Plain YAML scalars are strings; give numbers to integer/number parameters, add defaults."""
-    properties = schema.get("properties", {})
-    result = {}
-    for name, spec in properties.items():
-        if name not in values and "default" in spec:
-            result[name] = spec["default"]
-    for name, value in values.items():
-        kind = properties.get(name, {}).get("type")
-        if isinstance(value, str) and kind == "integer" and re.fullmatch(r"-?[0-9]+", value):
-            value = int(value)
-        elif isinstance(value, str) and kind == "number" and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
-            value = float(value) if "." in value else int(value)
-        result[name] = value
+def _with_defaults(values: dict, schema: dict) -> dict:
+    """The values with the schema's defaults for those left out.
+
+    Values keep their YAML types (a quoted "20" is text, an unquoted 20 a
+    number), as everywhere in manifests: the parameter schema judges them.
+    """
+    result = {name: spec["default"] for name, spec in schema.get("properties", {}).items()
+              if name not in values and isinstance(spec, dict) and "default" in spec}
+    result.update(values)
     return result
 
 
@@ -527,16 +533,12 @@ def _merge_keyed(base: YList, top: YList, key: str) -> tuple[YList, set[int]]:
     return merged, from_top
 
 
-def rendered_documents(documents: list[Document]) -> list[dict]:
-    """Plain mappings of final documents for `reconciler render`; plain-text secrets redacted."""
-    return [_redact(doc.body) for doc in documents]
-
-
-def _redact(node, key: str = ""):
-    if isinstance(node, dict):
-        return {k: _redact(v, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_redact(v) for v in node]
-    if key in SECRET_FIELDS and isinstance(node, str) and node != "0000":
-        return "(sensitive value)"
-    return node
+def rendered_documents(documents: list[Document]) -> tuple[list[dict], list[str]]:
+    """The final documents for `reconciler render`, plain-text secrets as `{env: NAME}`
+    references, and those names."""
+    rendered, names = [], []
+    for doc in documents:
+        body, used = plain_secrets_as_references(doc.kind, doc.body)
+        rendered.append(body)
+        names.extend(used)
+    return rendered, names

@@ -8,6 +8,7 @@ refuses two documents with the same identity. Rules across documents follow in
 
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
-from .loader import Document, load_environment, paused_gc
+from .loader import Document, load_environment, number_text, paused_gc
 from .manifests import ExtensionEntry, Located, Manifests, TargetEntry, TenantEntry
 from .model import (
     FORMATS,
@@ -219,7 +220,14 @@ def _secret_message(name: str, error: dict) -> tuple[str, str]:
     if error["type"] == "extra_forbidden" or error["type"] == "missing":
         return (f"{name} must be a value, {{env: NAME}} or {{file: PATH}}",
                 "write e.g. {env: MY_SECRET}; the value itself is never printed")
+    if error["type"] == "string_type" and _is_number(error.get("input")):
+        return (f"{name} must be quoted: unquoted, YAML reads it as a number",
+                f'quote it: {name}: "…" (the value is not shown), or use {{env: NAME}}')
     return (f"{name} is not valid", "use a string, {env: NAME} or {file: PATH}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str, str]:
@@ -234,10 +242,13 @@ def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str
     if kind == "missing":
         return f"missing required field '{name}'", f"add '{name}: …'"
     if kind == "literal_error":
+        value = number_text(value) if _is_number(value) else value
         return (f"{name} '{value}' is not allowed",
                 f"use one of: {error['ctx']['expected']}")
     if kind == "string_pattern_mismatch":
         description = FORMATS.get(error["ctx"]["pattern"], f"matching {error['ctx']['pattern']}")
+        if loc[-1:] == ("[key]",) and len(loc) >= 3:  # a key of a mapping such as budgets
+            return f"{loc[-3]} key '{value}' is not {description}", "rename the key"
         return f"{name} '{value}' is not {description}", "fix the value"
     if (kind == "string_type" and value is None) or (kind == "string_too_short" and value == ""):
         return f"{name} is empty", f"give {name} a value or remove the line"
@@ -247,17 +258,27 @@ def _message(model_class: type[BaseModel], loc: tuple, error: dict) -> tuple[str
     if kind == "string_type" and isinstance(value, bool):
         text = str(value).lower()
         return f"{name} must be text, not {text}", f'put it in quotes: {name}: "{text}"'
-    if kind in ("int_parsing", "int_type"):
-        return f"{name} '{value}' is not a whole number", f"write {name} as digits, e.g. 3"
+    if kind == "string_type" and _is_number(value):
+        text = number_text(value)
+        return (f"{name} {text} must be quoted: unquoted, YAML reads it as a number",
+                f'quote it: {name}: "{text}"')
+    if kind == "int_type" and isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
+        return (f"{name} '{value}' is quoted, but it is a number",
+                f"remove the quotes: {name}: {value}")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        shown = number_text(value) if _is_number(value) else value
+        return f"{name} '{shown}' is not a whole number", f"write {name} as digits, e.g. 3"
     if kind in ("greater_than_equal", "less_than_equal"):
         limit = error["ctx"].get("ge", error["ctx"].get("le"))
         low = kind == "greater_than_equal"
         return (f"{name} {value} is too {'small' if low else 'large'}",
                 f"use {'at least' if low else 'at most'} {limit}")
     if kind == "bool_type":
-        return f"{name} '{value}' is not true or false", "write true or false, without quotes"
+        shown = number_text(value) if _is_number(value) else value
+        return f"{name} '{shown}' is not true or false", "write true or false, without quotes"
     if kind in ("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"):
-        return f"{name} '{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-12-01"
+        shown = number_text(value) if _is_number(value) else value
+        return f"{name} '{shown}' is not a date", "write it as YYYY-MM-DD, e.g. 2026-12-01"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         if loc and isinstance(loc[-1], int):
             name = f"item {loc[-1] + 1} of {name}"

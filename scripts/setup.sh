@@ -70,3 +70,15 @@ install_reconciler() {
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
     echo "$wanted" >>"$stamp"
 }
+
+# install_ajv — the test-only ajv-cli (pinned in tests/ajv/package-lock.json)
+# into tests/ajv/node_modules, skipped when the lock file has not changed.
+install_ajv() {
+    local stamp=tests/ajv/node_modules/.installed wanted
+    wanted=$(sha256sum tests/ajv/package-lock.json | cut -d' ' -f1)
+    [ -f "$stamp" ] && grep -qxF "$wanted" "$stamp" && return 0
+    echo "Installing ajv-cli (tests only) into tests/ajv/node_modules"
+    npm ci --prefix tests/ajv --no-audit --no-fund --loglevel=error ||
+        fail "npm could not install ajv-cli into tests/ajv (needs the npm registry)"
+    echo "$wanted" >"$stamp"
+}

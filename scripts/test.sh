@@ -15,11 +15,13 @@ DEBIAN_PACKAGES=(
     kamailio kamailio-sqlite-modules kamailio-postgres-modules  # the Kamailio target
     sqlite3       # scripts/kamailio.sh init: Kamailio's schema scripts into a SQLite file
     sip-tester    # SIPp: registers phones against Kamailio (tests/sip.py)
+    nodejs npm    # ajv-cli, which compiles schemas/ in strict mode (tests/test_schemas.py)
 )
 
 install_debian_packages "${DEBIAN_PACKAGES[@]}"
 make_venv
 install_reconciler test
+install_ajv
 
 PYTEST_ARGS=(-m "not slow")
 if [ "${1:-}" = "--all" ]; then

@@ -2,9 +2,11 @@
 and plan/apply converge on whatever valid environment is declared.
 
 1. Loader: digit strings (leading zeros, a leading '+'), other number-looking
-   words and YAML-1.1 booleans load as exactly the string written — plain,
-   single- or double-quoted, as a mapping value, a list item or inside flow
-   collections; every key and list item is located on the line it was written.
+   words and YAML-1.1 booleans load as exactly the string written when quoted
+   (single or double), and as YAML 1.2's core schema types them when plain: a
+   number that keeps the text as written, or the string — as a mapping value, a
+   list item or inside flow collections; every key and list item is located on
+   the line it was written.
 2. Planner: for random valid environments D1 and D2 that differ only in allowed
    ways, apply(D1); apply(D2) leaves a state equal to D2, and each apply is
    followed by an empty plan.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
 import shutil
 import string
 import tempfile
@@ -35,7 +38,8 @@ from hypothesis import strategies as st
 from reconciler.apply import apply_plan
 from reconciler.catalog import builtin_catalog
 from reconciler.diagnostics import Diagnostics, ReconcilerError
-from reconciler.loader import YList, YMap, locate, parse_yaml
+from reconciler.loader import YFloat, YInt, YList, YMap, locate, parse_yaml
+from reconciler.loader import number_text as as_written
 from reconciler.plan import PlanOptions, build_plan, existing_extensions
 from reconciler.resources import desired_resources
 from reconciler.secrets import password_problem
@@ -66,6 +70,7 @@ number_looking = st.sampled_from(["1_000", "0x1F", "0o17", "0b1010", "1e3", "12:
 string_scalars = st.one_of(signed_digit_strings, yaml11_bools, number_looking)
 
 STYLES = ("plain", "single", "double")
+QUOTED = ("single", "double")  # digit strings in manifests are quoted
 
 
 def write_scalar(value: str, style: str) -> str:
@@ -113,8 +118,22 @@ def test_digit_strings_and_words_load_as_written(value, style, context):
     assume(not (":" in value and style == "plain" and context.startswith("flow")))
     text, path = yaml_with(value, style, context)
     loaded = walk(load_one(text), path)
-    assert type(loaded) is str
-    assert loaded == value
+    assert_loaded_as_written(loaded, value, style)
+
+
+# YAML 1.2 core schema: the plain scalars that are numbers.
+CORE_NUMBER = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+                         r"|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                         r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
+def assert_loaded_as_written(loaded, value: str, style: str) -> None:
+    if style == "plain" and CORE_NUMBER.fullmatch(value):
+        assert type(loaded) in (YInt, YFloat), (value, loaded)
+        assert as_written(loaded) == value
+    else:
+        assert type(loaded) is str
+        assert loaded == value
 
 
 @given(st.lists(st.tuples(string_scalars, st.sampled_from(STYLES)), min_size=1, max_size=10))
@@ -125,9 +144,10 @@ def test_many_scalars_in_one_document_all_load_as_written(values):
     flow = ", ".join(f"k{i}: {write_scalar(v, s)}" for i, (v, s) in enumerate(values))
     lines.append("flow: {" + flow + "}")
     body = load_one("\n".join(lines) + "\n")
-    assert body["values"] == [v for v, _ in values]
-    assert body["flow"] == {f"k{i}": v for i, (v, _) in enumerate(values)}
-    assert all(type(v) is str for v in body["values"])
+    assert len(body["values"]) == len(body["flow"]) == len(values)
+    for i, (value, style) in enumerate(values):
+        assert_loaded_as_written(body["values"][i], value, style)
+        assert_loaded_as_written(body["flow"][f"k{i}"], value, style)
 
 
 @given(signed_digit_strings)
@@ -248,7 +268,7 @@ class Ext:
     reference: str | None = None
     pin: str | None = None
     pin_in_file: bool = False
-    style: str = "double"  # how digit strings (number, pin, area code) are written
+    style: str = "double"  # how digit strings (number, pin, area code) are quoted
 
     def expected_attrs(self, tenant: str, number: str) -> dict:
         return {
@@ -307,7 +327,7 @@ def extension_fields(draw, number: str, name: str) -> Ext:
             CATALOG.products[product] if product else CATALOG.addons)), unique=True, max_size=3))),
         start_date=maybe(st.dates(datetime.date(2020, 1, 1), datetime.date(2025, 12, 31))),
         reference=maybe(st.from_regex(r"PO-[0-9]{1,6}", fullmatch=True)),
-        pin=draw(pins), pin_in_file=draw(st.booleans()), style=draw(st.sampled_from(STYLES)),
+        pin=draw(pins), pin_in_file=draw(st.booleans()), style=draw(st.sampled_from(QUOTED)),
     )
 
 
@@ -412,7 +432,7 @@ def write_environment(spec: EnvSpec, env: Path) -> Path:
     (env / "secrets").mkdir(parents=True)
     account = [
         "kind: Account",
-        f"customer_number: {CUSTOMER_NUMBER}",  # plain: keeps its leading zero
+        f"customer_number: '{CUSTOMER_NUMBER}'",  # quoted: keeps its leading zero
         f"name: {q(spec.account_name)}",
     ]
     if spec.contact is not None:
@@ -428,7 +448,7 @@ def write_environment(spec: EnvSpec, env: Path) -> Path:
     (env / "account.yaml").write_text("\n".join(account) + "\n", encoding="utf-8")
     (env / "site.yaml").write_text(
         "kind: Site\nid: acme-hq\nbase_package: cf-acme\nusage: cloud_pbx\n"
-        "number_blocks:\n  - {prefix: \"+49301234567\", from: 0, to: 99}\n", encoding="utf-8")
+        "number_blocks:\n  - {prefix: \"+49301234567\", from: \"0\", to: \"99\"}\n", encoding="utf-8")
     tenant = [
         "kind: Tenant",
         f"name: {spec.tenant}",

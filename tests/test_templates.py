@@ -91,16 +91,17 @@ def test_render_shows_secrets_as_references_and_keeps_leading_zeros():
     text = (GOLDEN / "kanzlei-brandt.yaml").read_text(encoding="utf-8")
     assert "file: secrets/admin-password.txt" in text
     assert "Qa9$" not in text  # the password file's content
-    assert "area_code: '089'" in text and "pin: '0000'" in text
+    assert 'area_code: "089"' in text and 'pin: "0000"' in text and "dial_plan: 4\n" in text
 
 
-def test_plain_text_secret_is_redacted_in_render(workspace):
+def test_plain_text_secret_is_a_reference_in_render(workspace):
     env = workspace("kanzlei-brandt")
     edit(env / "overrides.yaml", 'pin: "0000"', 'pin: "4711"')
     result = cli("render", env.name, cwd=env.parent)
     assert result.returncode == 0, result.output
-    assert "4711" not in result.stdout
-    assert "pin: (sensitive value)" in result.stdout
+    assert "4711" not in result.stdout + result.stderr
+    assert "pin:\n    env: RECONCILER_SECRET_KANZLEI_BRANDT_1999_PIN\n" in result.stdout
+    assert "export RECONCILER_SECRET_KANZLEI_BRANDT_1999_PIN with the values" in result.stderr
 
 
 @pytest.mark.parametrize("customer", ["kanzlei-brandt", "hotel-seeblick"])
@@ -207,7 +208,7 @@ def test_slug_is_required_by_standard_office(workspace):
 def test_defaults_from_the_schema_are_used(workspace):
     """praxis-dr-yilmaz gives no parallel_calls and no contact: the schema's defaults apply."""
     text = (GOLDEN / "praxis-dr-yilmaz.yaml").read_text(encoding="utf-8")
-    assert "parallel_calls: '10'" in text
+    assert "parallel_calls: 10\n" in text
     assert "contact: IT" in text
 
 
@@ -317,7 +318,7 @@ def test_inline_condition_keeps_its_line(tmp_path):
                         "{% if who %}\naddress: Somewhere 1\n{% endif %}\n")
     result = cli("render", "env", cwd=tmp_path)
     assert result.returncode == 0, result.output
-    assert result.stdout == ("kind: Account\ncustomer_number: '1234567'\nname: Eve AG\n"
+    assert result.stdout == ('kind: Account\ncustomer_number: "1234567"\nname: Eve AG\n'
                              "contact: Eve\naddress: Somewhere 1\n")
 
 
