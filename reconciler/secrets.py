@@ -181,6 +181,7 @@ _COMMON_WORDS = (
     "letmein", "secret", "geheim", "123456", "abcdef", "iloveyou", "sommer", "winter",
 )
 _LETTERS_THEN_DIGITS = re.compile(r"^[A-Za-z]{0,4}[0-9]+[A-Za-z]{0,2}$")
+_COMMON = re.compile("|".join(map(re.escape, _COMMON_WORDS)))  # one scan, not 15
 
 
 def password_problem(value: str) -> str | None:
@@ -192,7 +193,7 @@ def password_problem(value: str) -> str | None:
         return "repeats too few different characters"
     if _LETTERS_THEN_DIGITS.match(value):
         return "is a trivial pattern (a few letters followed by digits, like 'xq12345')"
-    if any(word in lowered for word in _COMMON_WORDS):
+    if _COMMON.search(lowered):
         return "contains a common word or sequence"
     if _is_sequence(lowered):
         return "is a keyboard or alphabet sequence"
@@ -200,5 +201,7 @@ def password_problem(value: str) -> str | None:
 
 
 def _is_sequence(value: str) -> bool:
-    steps = {ord(b) - ord(a) for a, b in zip(value, value[1:])}
-    return len(steps) == 1 and steps <= {1, -1, 0}
+    """'abcdef…', 'fedcba…' or 'aaaa…'; stops at the first other step (runs for 100k SIP
+    passwords in a plan)."""
+    step = ord(value[1]) - ord(value[0]) if len(value) > 1 else 0
+    return step in (1, -1, 0) and all(ord(b) - ord(a) == step for a, b in zip(value, value[1:]))

@@ -95,11 +95,11 @@ def diff_targets(wanted: dict[Key, Resource], recorded: dict[Key, StateResource]
     result = TargetDiff()
     for ident, resource in wanted.items():
         provider = providers[resource.attrs["target"]]
-        action = _compare(resource, observed.get(ident), recorded.get(ident), provider, key)
-        if action is None:
+        have, rec = observed.get(ident), recorded.get(ident)
+        if _up_to_date(resource, have, rec, provider):
             result.unchanged += 1
-        else:
-            result.actions.append(action)
+            continue
+        result.actions.append(_compare(resource, have, rec, provider, key))
     managed = {(name, zone) for name, names in zones.items() for zone in names}
     for ident in sorted((observed.keys() | recorded.keys()) - wanted.keys()):
         have, rec = observed.get(ident), recorded.get(ident)
@@ -112,29 +112,42 @@ def diff_targets(wanted: dict[Key, Resource], recorded: dict[Key, StateResource]
             continue
         result.orphans.append(StateResource(ident[0], ident[1], zone_scope.get(zone, ""),
                                             attrs, {}, rec.last_applied if rec else None))
-    for ident in wanted.keys() | observed.keys() | {o.key for o in result.orphans}:
-        result.totals[ident[0]] = result.totals.get(ident[0], 0) + 1
+    for kind, _ in wanted:  # orphans include every object read that is not wanted
+        result.totals[kind] = result.totals.get(kind, 0) + 1
+    for orphan in result.orphans:
+        result.totals[orphan.kind] = result.totals.get(orphan.kind, 0) + 1
     return result
+
+
+def _up_to_date(resource: Resource, have: Observed | None, rec: StateResource | None,
+                provider: Provider) -> bool:
+    """The common case of a no-op plan, decided without building any change."""
+    if have is None or rec is None or have.attrs != resource.attrs or rec.scope != resource.scope:
+        return False
+    for name, secret in resource.secrets.items():
+        if not provider.secret_matches(resource.key, name, secret):
+            return False
+    return True
 
 
 def _managed_zones(wanted: dict[Key, Resource], recorded: dict[Key, StateResource],
                    providers: dict[str, Provider]) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Per target the zones reconciler manages there (declared or recorded), and each zone's
     account."""
+    zone_kinds = {provider.zone_kind for provider in providers.values()}
     zones: dict[str, set[str]] = {}
     zone_scope: dict[str, str] = {}
-    for item in list(wanted.values()) + list(recorded.values()):
-        target = item.attrs.get("target")
-        if target not in providers:
-            continue
-        zone = providers[target].zone_of(item.kind, item.attrs)
-        zones.setdefault(target, set()).add(zone)
-        zone_scope.setdefault(zone, item.scope)
+    for items in (wanted, recorded):
+        for (kind, ident), item in items.items():
+            if kind in zone_kinds and item.attrs.get("target") in providers:
+                zones.setdefault(item.attrs["target"], set()).add(ident)
+                zone_scope.setdefault(ident, item.scope)
     return zones, zone_scope
 
 
 def _compare(resource: Resource, have: Observed | None, rec: StateResource | None,
-             provider: Provider, key: FingerprintKey | None) -> Action | None:
+             provider: Provider, key: FingerprintKey | None) -> Action:
+    """The action that makes the platform hold `resource` (not up to date)."""
     on = provider.name
     applied = rec.last_applied if rec is not None else None
     changes: dict[str, FieldChange] = {}
@@ -164,8 +177,6 @@ def _compare(resource: Resource, have: Observed | None, rec: StateResource | Non
                                         SENSITIVE if drift else None, on)
     if rec is None and not changes:
         changes["recorded"] = FieldChange(False, True)
-    if not changes and rec.scope == resource.scope:
-        return None
     return _action("update", resource, changes, rec, key, on)
 
 

@@ -11,7 +11,8 @@ The life of a provider in one run (see docs/targets.md):
 
     open()                      connect and check the platform (schema, rights);
                                 never create anything
-    zone_of(kind, attrs)        the zone (partition) an object lies in
+    zone_of(kind, attrs)        the zone (partition) an object lies in; the objects
+                                of `zone_kind` are the zones themselves
     desired(tenant, extensions) what the platform should hold for one tenant
     read(zones)                 what it holds in the zones reconciler manages,
                                 one bulk read per table
@@ -62,6 +63,7 @@ class Provider(abc.ABC):
 
     provider: str  # the `provider:` name of a Target document
     kinds: tuple[str, ...]  # the resource kinds it provisions, in creation order
+    zone_kind: str  # the kind whose objects are the zones (their id is the zone)
 
     def __init__(self, name: str) -> None:
         self.name = name  # the Target's name

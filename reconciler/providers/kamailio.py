@@ -69,6 +69,7 @@ def ha1b(username: str, domain: str, realm: str, password: str) -> str:
 class KamailioProvider(Provider):
     provider = "kamailio"
     kinds = ("sip_domain", "sip_subscriber", "sip_alias")
+    zone_kind = "sip_domain"
 
     def __init__(self, name: str, database: SecretValue, source: Source | None = None) -> None:
         super().__init__(name)
@@ -76,7 +77,8 @@ class KamailioProvider(Provider):
         self._source = source
         self._shown = mask_url(database.reveal())
         self._engine: Engine | None = None
-        self._credentials: dict[tuple[str, str], tuple[str, str]] = {}  # never leaves here
+        # "user@domain" → (user, domain, ha1, ha1b), as read; never leaves this object
+        self._credentials: dict[str, tuple[str, str, str, str]] = {}
 
     # -- opening ------------------------------------------------------------
     def _fail(self, message: str, hint: str) -> ReconcilerError:
@@ -180,21 +182,21 @@ class KamailioProvider(Provider):
     def _read_chunk(self, conn, zones: list[str], found: dict[Key, Observed]) -> None:
         base = {"target": self.name}
         for (domain,) in conn.execute(select(domain_table.c.domain)
-                                      .where(domain_table.c.domain.in_(zones))):
+                                      .where(domain_table.c.domain.in_(zones))).all():
             found[("sip_domain", domain)] = Observed("sip_domain", domain, domain,
                                                      {**base, "domain": domain})
         s = subscriber_table.c
         rows = conn.execute(select(s.username, s.domain, s.password, s.ha1, s.ha1b)
-                            .where(s.domain.in_(zones)))
+                            .where(s.domain.in_(zones))).all()  # fetchall: no per-row fetch
         for username, domain, password, row_ha1, row_ha1b in rows:
             ident = f"{username}@{domain}"
-            self._credentials[(username, domain)] = (row_ha1 or "", row_ha1b or "")
+            self._credentials[ident] = (username, domain, row_ha1 or "", row_ha1b or "")
             found[("sip_subscriber", ident)] = Observed(
                 "sip_subscriber", ident, domain,
                 {**base, "username": username, "domain": domain, "plain_password": bool(password)})
         a = alias_table.c
         rows = conn.execute(select(a.alias_username, a.alias_domain, a.username, a.domain)
-                            .where(a.alias_domain.in_(zones)))
+                            .where(a.alias_domain.in_(zones))).all()
         for alias, alias_domain, username, domain in rows:
             key = ("sip_alias", f"{alias}@{alias_domain}")
             copies = found[key].attrs["copies"] + 1 if key in found else 1
@@ -203,13 +205,14 @@ class KamailioProvider(Provider):
                                    "username": username, "domain": domain, "copies": copies})
 
     def secret_matches(self, key: Key, name: str, secret: SecretValue) -> bool:
-        username, _, domain = key[1].partition("@")
-        stored = self._credentials.get((username, domain))
+        """Both hashes, computed from the password and compared here (runs 100k times)."""
+        stored = self._credentials.get(key[1])
         if stored is None:
             return False
-        expected = _hashes(username, domain, secret.reveal())
-        return hmac.compare_digest(stored[0], expected[0]) and \
-            hmac.compare_digest(stored[1], expected[1])
+        username, domain, stored_ha1, stored_ha1b = stored
+        password = secret.reveal()
+        return hmac.compare_digest(stored_ha1, ha1(username, domain, password)) and \
+            hmac.compare_digest(stored_ha1b, ha1b(username, domain, domain, password))
 
     # -- writing ------------------------------------------------------------
     def apply(self, writes: list[TargetWrite]) -> None:
