@@ -20,7 +20,7 @@ from .writer import dump_yaml
 
 SCHEMA_LINE = "# yaml-language-server: $schema={}\n"
 TENANT_FIELDS = ("account", "type", "version", "master", "charset", "logo", "dial_plan", "sites",
-                 "main_number", "main_fax_number")
+                 "main_number", "main_extension", "main_fax_number", "sip_domain")
 
 
 def export(store: StateStore, target: Path, account: str | None = None,

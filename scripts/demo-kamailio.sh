@@ -25,9 +25,11 @@ echo "Kamailio listens on udp:127.0.0.1:$PORT (pid $(cat "$WORK/run/kamailio.pid
 set -x
 reconciler apply "$ENV_DIR" --auto-approve
 sqlite3 "$WORK/kamailio.sqlite" "select username, domain, password = '' as no_plain_password from subscriber"
+{ set +x; } 2>/dev/null  # the phone's password is not echoed
+PASSWORD="$(cat "$ENV_DIR/secrets/sip-100.txt")"
+echo "+ sipp … registers 100@sonnenschein.pbx.example with its password from the manifest"
 (cd "$WORK" && sipp "127.0.0.1:$PORT" -sf "$OLDPWD/examples/kamailio/register.xml" -m 1 \
-    -s 100 -au 100 -ap "$(cat "$ENV_DIR/secrets/sip-100.txt")" \
+    -s 100 -au 100 -ap "$PASSWORD" \
     -key domain sonnenschein.pbx.example -i 127.0.0.1 -bind_local -nostdin -nd \
     -timeout 10 -timeout_error -trace_err >/dev/null)
-set +x
 echo "Phone 100@sonnenschein.pbx.example registered (200 OK) with the password from the manifest."
