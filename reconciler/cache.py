@@ -153,8 +153,13 @@ def store(path: Path, key, env: Path, state_version: tuple[int, int], plan: dict
         log.debug("cannot write the plan cache: %s", exc)
 
 
-def cached_plan(env: Path, state, options, build, from_dict, to_dict):
-    """`build(env, state, options)`, or the cached result when nothing it reads has changed."""
+def cached_plan(env: Path, state, options, build, from_dict, to_dict, later: list | None = None):
+    """`build(env, state, options)`, or the cached result when nothing it reads has changed.
+
+    With `later`, the cache write is appended to it as a callable instead of
+    done at once, so the caller can print the plan first (the write serialises
+    the whole plan: seconds at 100k actions).
+    """
     from .secrets import SecretError, fingerprint_key  # secrets imports this module
 
     try:
@@ -173,5 +178,11 @@ def cached_plan(env: Path, state, options, build, from_dict, to_dict):
     # file or the state changing, and reading it back is what such a plan is for.
     if plan.state_serial == state_version[0] and env_digest(env) == before \
             and not getattr(plan, "providers", None):
-        store(path, key, env, state_version, to_dict(plan), dirs, names, files)
+        def write() -> None:
+            store(path, key, env, state_version, to_dict(plan), dirs, names, files)
+
+        if later is None:
+            write()
+        else:
+            later.append(write)
     return plan

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -14,13 +13,10 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import installed_version
-from .apply import ApplyResult, apply_plan, replan_saved
 from .cache import cached_plan
 from .diagnostics import Diagnostic, ReconcilerError, plural
-from .export import export as export_manifests
-from .loader import load_environment
 from .plan import Plan, PlanOptions, build_plan
-from .planfile import plan_from_dict, plan_to_dict, read_saved_plan, write_saved_plan
+from .planfile import dumps, plan_from_dict, plan_to_dict, read_saved_plan, write_saved_plan
 from .render.escape import github_log, plain, stop_commands
 from .render.github import render_github
 from .render.jsonout import render_json
@@ -28,9 +24,10 @@ from .render.markdown import EnvironmentResult, render_comment
 from .render.text import render_text
 from .state.base import LockTimeout
 from .state.sql import open_store, short_reason
-from .template import expand_templates, rendered_documents
-from .validate import validate_environment
-from .writer import dump_yaml
+
+# Commands import what only they need (apply, export, render, the loader and
+# the models) inside their functions: a plan served from the cache must start
+# fast (see README, Performance).
 
 DEFAULT_STATE = "sqlite:///.reconciler/state.db"
 ENV_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -108,6 +105,13 @@ def require_state(state_url: str | None) -> str:
     return DEFAULT_STATE
 
 
+def _print_version(ctx: click.Context, value: bool) -> None:
+    """As click's version_option prints it, without reading package metadata at every start."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"reconciler, version {installed_version()}")
+        ctx.exit()
+
+
 EXIT_CODES = """\b
 Exit codes:
   0  success (with --detailed-exitcode: no changes)
@@ -118,7 +122,9 @@ Exit codes:
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"],
                                          "max_content_width": 100},
              epilog=EXIT_CODES + "\n\nDocumentation: docs/README.md in the repository.")
-@click.version_option(version=installed_version(), prog_name="reconciler")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _, value: _print_version(ctx, value),
+              help="Show the version and exit.")
 @click.option("-v", "--verbose", count=True,
               help="Log each step on stderr (-vv: with debugging details).")
 def main(verbose: int) -> None:
@@ -141,6 +147,8 @@ def validate(envs: tuple[Path, ...], strict: bool) -> None:
     Needs no state and no secret values. Every problem is reported, as
     'file:line: what is wrong — how to fix it'.
     """
+    from .validate import validate_environment
+
     failed = False
     for env in envs:
         _, diagnostics = validate_environment(env)
@@ -203,12 +211,14 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
     options = PlanOptions(allow_delete, max_delete_percent, force, strict)
     store = open_store(require_state(state_url))
     results: list[EnvironmentResult] = []
+    cache_writes: list = []  # done once the output is out
     for env in envs:
         try:
             if out:  # a saved plan holds the full records: always computed afresh
                 result = build_plan(env, store, options)
             else:
-                result = cached_plan(env, store, options, build_plan, plan_from_dict, plan_to_dict)
+                result = cached_plan(env, store, options, build_plan, plan_from_dict, plan_to_dict,
+                                     cache_writes)
         except ReconcilerError as exc:  # this environment fails; the others are still planned
             print_diagnostics(exc.diagnostics)
             results.append(EnvironmentResult(str(env), failure=exc.diagnostics))
@@ -226,6 +236,9 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
     outcomes = {r.env: _outcome(r.plan) if r.plan else "failed" for r in results}
     if len(envs) > 1:
         click.echo(_overall_summary(outcomes), err=output_format in ("json", "markdown"))
+    sys.stdout.flush()
+    for write in cache_writes:
+        write()
     worst = 1 if "failed" in outcomes.values() else (2 if "changes" in outcomes.values() else 0)
     sys.exit(worst if (detailed_exitcode or worst == 1) else 0)
 
@@ -240,8 +253,7 @@ def _print_collected(results: list[EnvironmentResult], output_format: str,
     elif output_format == "json" and len(results) == 1 and plans:
         click.echo(render_json(plans[0]), nl=False)
     elif output_format == "json" and plans:
-        click.echo(json.dumps([json.loads(render_json(p)) for p in plans], indent=2,
-                              ensure_ascii=False))
+        click.echo(dumps([plan_to_dict(p) for p in plans]), nl=False)
     elif output_format == "github":
         _append_step_summary(render_comment(results, full_plan_url))
         click.echo(render_github(plans), nl=False)
@@ -297,6 +309,8 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
     Given directories, apply plans them, shows the plan and asks for
     confirmation on a terminal (--auto-approve to skip); answering no exits 1.
     """
+    from .apply import replan_saved
+
     saved = len(targets) == 1 and targets[0].is_file()
     if not saved and any(t.is_file() for t in targets):
         raise ReconcilerError("give either one saved plan file or environment directories")
@@ -353,6 +367,10 @@ def render_command(env: Path) -> None:
     printed as references, never as values: a plain-text secret becomes
     {env: RECONCILER_SECRET_…}, named on stderr.
     """
+    from .loader import load_environment
+    from .template import expand_templates, rendered_documents
+    from .writer import dump_yaml
+
     loaded = load_environment(env)
     documents = expand_templates(loaded.documents, loaded.diagnostics)
     if loaded.diagnostics.has_errors():
@@ -379,6 +397,8 @@ def export(state_url, account, tenant, target) -> None:
     """
     if (account is None) == (tenant is None):
         raise ReconcilerError("give exactly one of --account N or --tenant NAME")
+    from .export import export as export_manifests
+
     store = open_store(require_state(state_url))
     files = export_manifests(store, target, account=account, tenant=tenant)
     for path in files:
@@ -396,6 +416,8 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _apply_one(plan: Plan, store) -> bool:
+    from .apply import apply_plan
+
     total = len(plan.actions)
     if total > 50 and sys.stderr.isatty():
         from rich.progress import Progress

@@ -13,20 +13,18 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Diagnostics, ReconcilerError, display_path
 from .diff import Action, Diff, delete_action, diff
 from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
-from .loader import paused_gc
-from .manifests import Manifests
-from .providers import TARGET_KINDS
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
 from .secrets import FingerprintKey, SecretError, fingerprint_key
 from .state.base import Snapshot, StateResource, StateStore
-from .targetplan import (close_providers, desired_target_objects, diff_targets, open_providers,
-                         split_recorded)
-from .validate import validate_environment
+
+if TYPE_CHECKING:
+    from .manifests import Manifests
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,10 @@ class Plan:
     providers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def close(self) -> None:
-        close_providers(self.providers)
+        if self.providers:  # none for a plan from the cache: no need to import the providers
+            from .targetplan import close_providers
+
+            close_providers(self.providers)
 
     @property
     def rejected(self) -> bool:
@@ -108,11 +109,17 @@ class Plan:
 
 
 def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
+    from .loader import paused_gc  # the loader and the models load only when planning afresh
+
     with paused_gc():
         return _build_plan(env, store, options)
 
 
 def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
+    # Imported here, not at the top: a plan served from the cache needs none of them.
+    from .targetplan import desired_target_objects, diff_targets, open_providers, split_recorded
+    from .validate import validate_environment
+
     key = _fingerprint_key()
     manifests, diagnostics = validate_environment(env, need_secrets=True)
     log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
@@ -349,10 +356,14 @@ def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOpt
 
 
 def _target_of(orphan: StateResource) -> str:
+    from .providers import TARGET_KINDS
+
     return orphan.attrs.get("target", "") if orphan.kind in TARGET_KINDS else ""
 
 
 def _delete_action(orphan: StateResource, snapshot: Snapshot) -> Action:
+    from .providers import TARGET_KINDS
+
     action = delete_action(orphan)
     if orphan.kind in TARGET_KINDS:
         action.target = orphan.attrs["target"]

