@@ -1,6 +1,6 @@
 """Benchmark: reconciler from 1k to 1M extensions, as whole CLI processes.
 
-    python bench/run.py [--sizes 1000,10000,100000,1000000] [--no-postgres] [--skip export]
+    python bench/run.py [--sizes 1000,10000,100000,1000000] [--no-postgres] [--skip validate,tsv,json,onepct,export]
                         [--out bench/out]
 
 For each size it generates one partner environment as partners write it (one
@@ -144,7 +144,7 @@ def change_one_file(env: Path) -> None:
 
 def run_size(size: int, work: Path, pg_url: str | None, skip: set[str]) -> list[tuple[str, dict]]:
     env = generate(work / f"env-{size}", size)
-    tsv = generate(work / f"tsv-{size}", size, batch=True)
+    tsv = generate(work / f"tsv-{size}", size, batch=True) if "tsv" not in skip else env
     state_file = work / f"state-{size}.db"
     state_file.unlink(missing_ok=True)
     state = f"sqlite:///{state_file}"
@@ -160,9 +160,13 @@ def run_size(size: int, work: Path, pg_url: str | None, skip: set[str]) -> list[
 
     rows = [("parse baseline (ruamel C safe loader, 1 process)",
              measure([sys.executable, "-c", BASELINE, str(env)]))]
-    rows.append(cold("validate", "validate", str(env), url=""))
-    rows.append(cold("validate, extensions from TSV", "validate", str(tsv), url=""))
-    rows.append(cold("plan, all creates, --format json", "plan", str(env), "--format", "json"))
+    if "validate" not in skip:
+        rows.append(cold("validate", "validate", str(env), url=""))
+    if "tsv" not in skip:
+        rows.append(cold("validate, extensions from TSV", "validate", str(tsv), url=""))
+    if "json" not in skip:
+        rows.append(cold("plan, all creates, --format json", "plan", str(env), "--format",
+                         "json"))
     rows.append(cold("apply all creates, SQLite", "apply", str(env), "--auto-approve"))
     if pg_url:
         rows.append(cold("apply all creates, PostgreSQL", "apply", str(env), "--auto-approve",
@@ -173,8 +177,9 @@ def run_size(size: int, work: Path, pg_url: str | None, skip: set[str]) -> list[
     change_one_file(env)
     rows.append(("plan, one customer file changed",
                  measure(reconciler("plan", str(env), "--state", state), cache)))
-    change_one_percent(env)
-    rows.append(cold("plan, 1 % changed (cold)", "plan", str(env)))
+    if "onepct" not in skip:
+        change_one_percent(env)
+        rows.append(cold("plan, 1 % changed (cold)", "plan", str(env)))
     if "export" not in skip:
         rows.append(("export", measure(reconciler("export", "--state", state, "--account",
                                                   "7000000", "--to", str(work / f"export-{size}")))))
@@ -208,7 +213,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--skip", default="", help="comma-separated: export")
+    parser.add_argument("--skip", default="",
+                        help="steps to leave out, comma-separated: validate, tsv, json, "
+                             "onepct, export")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     sizes = [int(s) for s in args.sizes.split(",")]

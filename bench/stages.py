@@ -1,6 +1,7 @@
 """Time each stage of one plan in-process: python bench/stages.py ENV STATE_URL.
 
-The collector is paused as in the CLI (`build_plan` runs under `paused_gc`):
+The collector is paused as in the CLI (`build_plan` runs under `paused_gc`,
+which freezes what it built when it ends):
 with it running, full collections rescan millions of live objects and the
 stages after loading would look 3–5× slower than they are. CPU seconds are
 printed beside wall seconds.
@@ -29,7 +30,7 @@ def main() -> None:
     def mark(name: str) -> None:
         marks.append((name, time.perf_counter(), time.process_time()))
 
-    with paused_gc():
+    with paused_gc(freeze=True):
         loaded = load_environment(env)
         mark("load (parse YAML)")
         documents = expand_templates(loaded.documents, loaded.diagnostics)

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import re
+from sys import intern
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,13 +61,18 @@ _YAML_DIRECTIVE = re.compile(r"^%YAML\b", re.MULTILINE)
 
 
 @contextmanager
-def paused_gc():
+def paused_gc(freeze: bool = False):
     """Pause the cyclic garbage collector.
 
     Loading and planning build millions of small objects that stay alive and
     form no garbage cycles; with the collector running, each full collection
     rescans all of them, which costs more than the work itself at 100k
     extensions. Reference counting still frees everything as usual.
+
+    With `freeze`, what was built is moved out of the collector's sight when
+    the pause ends (`gc.freeze`): the CLI keeps a plan until it exits, and
+    the first collection after the pause would otherwise scan every object
+    allocated during it (seconds at 100k extensions).
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -74,6 +80,8 @@ def paused_gc():
         yield
     finally:
         if was_enabled:
+            if freeze:
+                gc.freeze()
             gc.enable()
 
 
@@ -253,6 +261,9 @@ class _Constructor:
                 )
         else:
             self.seen[id(node)] = node
+        return self._node(node)
+
+    def _node(self, node):
         node_type = type(node)
         if node.ctag is not _DEFAULT_TAGS[node_type]:  # an explicit tag such as !!str
             tag = str(node.ctag)
@@ -290,26 +301,30 @@ class _Constructor:
         positions: dict = {}
         for key_node, value_node in node.value:
             mark = key_node.start_mark
-            if not isinstance(key_node, ScalarNode):
-                self.diagnostics.error(
-                    self.source(key_node), "a key must be a plain name",
-                    "use a simple string as the key",
-                )
+            if not isinstance(key_node, ScalarNode) or key_node.value in result:
+                self._bad_key(key_node, positions)
                 continue
             key = key_node.value
-            if key in result:
-                first, _ = unpack(positions[key])
-                self.diagnostics.error(
-                    self.source(key_node),
-                    f"duplicate key '{key}' (first at line {first})",
-                    "remove one of the two; YAML keeps only one of them",
-                )
-                continue
             positions[key] = _pack(mark.line + 1, mark.column + 1)
             result[key] = self.construct(value_node)
         result.position = _pack(node.start_mark.line + 1, node.start_mark.column + 1)
         result.key_positions = positions
         return result
+
+    def _bad_key(self, key_node, positions: dict) -> None:
+        """Report a key that is not a scalar, or that the mapping already has."""
+        if not isinstance(key_node, ScalarNode):
+            self.diagnostics.error(
+                self.source(key_node), "a key must be a plain name",
+                "use a simple string as the key",
+            )
+            return
+        first, _ = unpack(positions[key_node.value])
+        self.diagnostics.error(
+            self.source(key_node),
+            f"duplicate key '{key_node.value}' (first at line {first})",
+            "remove one of the two; YAML keeps only one of them",
+        )
 
     def _sequence(self, node: SequenceNode) -> YList:
         result = YList(self.construct(item) for item in node.value)
@@ -331,6 +346,76 @@ class _Constructor:
                 size = 1
             self.sizes[key] = size
         return self.sizes[key]
+
+
+class _PlainConstructor(_Constructor):
+    """The constructor for a text without anchors: no node can be reached twice.
+
+    Nearly every manifest has no anchor, and then the alias bookkeeping of
+    `_Constructor` (a dict entry per node, a set of open collections) is pure
+    cost; this one keeps only the nesting depth. Scalar values, most of a
+    manifest, are converted inline. Keys are interned: 100k extensions share
+    one string per field name, in the worker, through pickling, and after.
+    """
+
+    def new_document(self) -> None:
+        self.depth = 0
+
+    def construct(self, node):
+        if type(node) is ScalarNode and node.ctag is _SCALAR_TAG:
+            value = node.value
+            if not node.style:
+                value = None if value in _NULLS else _BOOLS.get(value, value)
+            return intern(value) if type(value) is str and len(value) <= _SHARED_LENGTH else value
+        return self._node(node)
+
+    def _collection(self, node, node_type):
+        if self.depth >= NESTING_LIMIT:
+            raise _too_deep(self.source(node))
+        self.depth += 1
+        try:
+            if node_type is MappingNode:
+                return self._mapping(node)
+            return self._sequence(node)
+        finally:
+            self.depth -= 1
+
+    def _mapping(self, node: MappingNode) -> YMap:
+        result = YMap()
+        positions: dict = {}
+        construct = self.construct
+        for key_node, value_node in node.value:
+            if type(key_node) is not ScalarNode or key_node.value in result:
+                self._bad_key(key_node, positions)
+                continue
+            key = intern(key_node.value)
+            mark = key_node.start_mark
+            column = mark.column + 1
+            positions[key] = ((mark.line + 1) << 16) | (column if column < 0xFFFF else 0xFFFF)
+            if type(value_node) is ScalarNode and value_node.ctag is _SCALAR_TAG:
+                value = value_node.value
+                if not value_node.style:
+                    value = None if value in _NULLS else _BOOLS.get(value, value)
+                if type(value) is str and len(value) <= _SHARED_LENGTH:
+                    value = intern(value)
+                result[key] = value
+            else:
+                result[key] = construct(value_node)
+        mark = node.start_mark
+        result.position = _pack(mark.line + 1, mark.column + 1)
+        result.key_positions = positions
+        return result
+
+
+_SCALAR_TAG = CBaseLoader.DEFAULT_SCALAR_TAG
+# Short values repeat across extensions (products, add-ons, area codes, dates,
+# PINs "0000", numbers across tenants): one shared string each saves ~300
+# bytes per extension and makes the pickles from the workers smaller.
+_SHARED_LENGTH = 12
+# An anchor is '&' and its name. Text without '&' before a non-blank has no
+# anchor, and so no alias ("Müller & Söhne" has a blank after it); anything
+# else ("A&B", "?a=1&b=2") takes the constructor that checks aliases.
+_ANCHOR = re.compile(r"&\S")
 
 
 class _Refused(Exception):
@@ -410,7 +495,8 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
             "remove the line; manifests are read as YAML 1.2 without directives",
         )
         return []
-    constructor = _Constructor(shown, diagnostics)
+    plain = _ANCHOR.search(text) is None
+    constructor = (_PlainConstructor if plain else _Constructor)(shown, diagnostics)
     documents = []
     loader = _Loader(text)
     try:
@@ -481,6 +567,11 @@ def show_path(path: Path, env: Path, env_shown: str) -> str:
         return display_path(path)
 
 
+# A line whose first non-blank is not '#': the file is not empty (found at
+# once, where splitting 100k lines to find out cost more than parsing them).
+_CONTENT = re.compile(r"^\s*[^\s#]", re.MULTILINE)
+
+
 def load_file(path: Path, env: Path, env_shown: str) -> LoadResult:
     """Load one manifest file; never raises for bad content."""
     result = LoadResult()
@@ -488,7 +579,7 @@ def load_file(path: Path, env: Path, env_shown: str) -> LoadResult:
     text = read_text(path, shown, result.diagnostics)
     if text is None:
         return result
-    if not text.strip() or all(
+    if _CONTENT.search(text) is None and all(
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
     ):
         result.diagnostics.error(

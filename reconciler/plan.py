@@ -111,7 +111,7 @@ class Plan:
 def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     from .loader import paused_gc  # the loader and the models load only when planning afresh
 
-    with paused_gc():
+    with paused_gc(freeze=True):
         return _build_plan(env, store, options)
 
 

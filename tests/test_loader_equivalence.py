@@ -102,3 +102,44 @@ def test_a_real_alias_bomb_is_still_refused():
     diagnostics = Diagnostics()
     parse_yaml("kind: Account\n" + "\n".join(lines) + "\n", "bomb.yaml", diagnostics)
     assert any("aliases expand" in d.message for d in diagnostics.items)
+
+
+def _with_positions(value):
+    """Values and every recorded position, for comparing the two constructors."""
+    if isinstance(value, YMap):
+        return ("map", value.position, dict(value.key_positions),
+                {k: _with_positions(v) for k, v in value.items()})
+    if isinstance(value, YList):
+        return ("seq", value.position, list(value.item_positions),
+                [_with_positions(v) for v in value])
+    return value
+
+
+TRICKY = st.sampled_from(["x", "0100", "no", "~", "null", "", "TRUE", "1e3", "'q'", '"0000"',
+                          "!!str 12", "[a, b]", "{a: 1}", "Müller & Söhne", "a&b", "x\ty"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small=st.lists(st.tuples(st.lists(WORDS, min_size=1, max_size=4), st.booleans()),
+                      max_size=4),
+       extensions=st.integers(0, 40), words=st.lists(WORDS, min_size=1, max_size=5),
+       digits=st.lists(DIGITS, min_size=1, max_size=5), values=st.lists(TRICKY, max_size=8))
+def test_the_fast_constructor_builds_what_the_alias_checking_one_builds(
+        small, extensions, words, digits, values):
+    """Without anchors the loader takes `_PlainConstructor`: same values, positions, errors."""
+    import reconciler.loader as loader
+
+    documents = [_small_document(i, w, False) for i, (w, _) in enumerate(small)]
+    extra = "".join(f"v{i}: {value}\n" for i, value in enumerate(values))
+    text = "---\n".join([*documents, _tenant(extensions, words, digits, False) + extra])
+    results = []
+    for pattern in (loader._ANCHOR, loader.re.compile("")):  # "" matches: always the slow one
+        original, loader._ANCHOR = loader._ANCHOR, pattern
+        try:
+            diagnostics = Diagnostics()
+            parsed = parse_yaml(text, "m.yaml", diagnostics)
+        finally:
+            loader._ANCHOR = original
+        results.append(([(_with_positions(body), source) for body, source in parsed],
+                        [str(d) for d in diagnostics.items]))
+    assert results[0] == results[1]
