@@ -434,11 +434,14 @@ def _too_deep(source: Source) -> _Refused:
 
 def _check_nesting(text: str, shown: str) -> None:
     """Raise _Refused before the C composer could recurse deep enough to crash."""
-    flows = _SIMPLE_FLOW.sub("", text)
     # An upper bound of the depth: every bracket that is left, plus one simple
     # collection, plus two block levels per column of the longest line.
-    bound = flows.count("[") + flows.count("{") + 2 * max(map(len, text.split("\n"))) + 4
-    if bound <= _COMPOSER_SAFE_DEPTH:
+    # Counting every bracket first spares removing the simple ones (most files).
+    blocks = 2 * max(map(len, text.split("\n"))) + 4
+    if text.count("[") + text.count("{") + blocks <= _COMPOSER_SAFE_DEPTH:
+        return
+    flows = _SIMPLE_FLOW.sub("", text)
+    if flows.count("[") + flows.count("{") + blocks <= _COMPOSER_SAFE_DEPTH:
         return
     loader = _Loader(text)
     depth = 0
@@ -487,7 +490,7 @@ def read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
 
 def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YMap, Source]]:
     """Every document of a YAML text, each as (mapping, where it starts)."""
-    match = _YAML_DIRECTIVE.search(text)
+    match = _YAML_DIRECTIVE.search(text) if "%YAML" in text else None
     if match:
         line = text.count("\n", 0, match.start()) + 1
         diagnostics.error(
