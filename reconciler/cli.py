@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import installed_version
 from .cache import cached_plan
 from .diagnostics import Diagnostic, ReconcilerError, plural
+from .gcpause import paused_gc
 from .plan import Plan, PlanOptions, build_plan
 from .planfile import dumps, plan_from_dict, plan_to_dict, read_saved_plan, write_saved_plan
 from .render.escape import github_log, plain, stop_commands
@@ -210,6 +211,17 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
                               "environment")
     options = PlanOptions(allow_delete, max_delete_percent, force, strict)
     store = open_store(require_state(state_url))
+    # Printing a large plan builds millions of short-lived objects without cycles:
+    # with the collector on, its scans cost more than the printing (0.85 of 1.4 s
+    # for the JSON of 100k actions). Frozen at the end: the collection at exit
+    # need not scan the plan either.
+    with paused_gc(freeze=True):
+        _plan_and_print(envs, store, options, out, output_format, detailed_exitcode,
+                        full_plan_url)
+
+
+def _plan_and_print(envs, store, options: PlanOptions, out, output_format: str,
+                    detailed_exitcode: bool, full_plan_url) -> None:
     results: list[EnvironmentResult] = []
     cache_writes: list = []  # done once the output is out
     for env in envs:

@@ -15,14 +15,12 @@ deep nesting.
 from __future__ import annotations
 
 import codecs
-import gc
 import logging
 import multiprocessing
 import os
 import re
 from sys import intern
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
+from .gcpause import paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +57,6 @@ _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
 _NUMBER_START = frozenset("0123456789+-.")
 _YAML_DIRECTIVE = re.compile(r"^%YAML\b", re.MULTILINE)
-
-
-@contextmanager
-def paused_gc(freeze: bool = False):
-    """Pause the cyclic garbage collector.
-
-    Loading and planning build millions of small objects that stay alive and
-    form no garbage cycles; with the collector running, each full collection
-    rescans all of them, which costs more than the work itself at 100k
-    extensions. Reference counting still frees everything as usual.
-
-    With `freeze`, what was built is moved out of the collector's sight when
-    the pause ends (`gc.freeze`): the CLI keeps a plan until it exits, and
-    the first collection after the pause would otherwise scan every object
-    allocated during it (seconds at 100k extensions).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            if freeze:
-                gc.freeze()
-            gc.enable()
 
 
 def _pack(line: int, column: int) -> int:

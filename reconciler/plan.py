@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Diagnostics, ReconcilerError, display_path
 from .diff import Action, Diff, delete_action, diff
+from .gcpause import paused_gc
 from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
@@ -109,8 +110,6 @@ class Plan:
 
 
 def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
-    from .loader import paused_gc  # the loader and the models load only when planning afresh
-
     with paused_gc(freeze=True):
         return _build_plan(env, store, options)
 
