@@ -339,7 +339,7 @@ class _PlainConstructor(_Constructor):
         if type(node) is ScalarNode and node.ctag is _SCALAR_TAG:
             value = node.value
             if not node.style:
-                value = None if value in _NULLS else _BOOLS.get(value, value)
+                value = plain_scalar(value)
             return intern(value) if type(value) is str and len(value) <= _SHARED_LENGTH else value
         return self._node(node)
 
@@ -369,7 +369,7 @@ class _PlainConstructor(_Constructor):
             if type(value_node) is ScalarNode and value_node.ctag is _SCALAR_TAG:
                 value = value_node.value
                 if not value_node.style:
-                    value = None if value in _NULLS else _BOOLS.get(value, value)
+                    value = plain_scalar(value)
                 if type(value) is str and len(value) <= _SHARED_LENGTH:
                     value = intern(value)
                 result[key] = value
