@@ -7,6 +7,7 @@ examples/kamailio/kamailio.cfg and register phones with SIPp.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,8 +15,10 @@ import subprocess
 import sys
 import time
 
+import jsonschema
 import pytest
 
+from conftest import ROOT
 from kamailio import (DOMAIN, Platform, ha1, init_db, kamailio_env, make_db, passwords,
                       require_kamailio, running)
 from sip import register
@@ -75,6 +78,7 @@ def test_changes_on_the_target_show_in_every_format_and_apply_repairs(
     assert "Plan: 1 to create, 2 to update, 0 to delete, 12 unchanged, 1 left alone." in text.stdout
 
     data = env.plan_json(expect=(0,), env=variables)
+    jsonschema.validate(data, json.loads((ROOT / "schemas" / "plan.schema.json").read_text()))
     by_id = {a["id"]: a for a in data["actions"]}
     broken = by_id[f"100@{DOMAIN}"]
     assert broken["target"] == "sip-berlin" and "drift-revert" in broken["risks"]
