@@ -401,18 +401,22 @@ def render_command(env: Path) -> None:
 @click.option("--tenant", help="Tenant name: export it with what it needs.")
 @click.option("--to", "target", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to write the manifests into.")
-def export(state_url, account, tenant, target) -> None:
+@click.option("--force", is_flag=True, help="Overwrite files that exist in the directory.")
+def export(state_url, account, tenant, target, force) -> None:
     """Write manifests from the current state into a directory.
 
-    A plan of the written files shows no change. Secrets are left out
-    (unmanaged: a plan never touches them).
+    A plan of the written files shows no change once the secrets are in
+    place: they are written as the references they were applied from
+    ({env: NAME}, {file: PATH}), which README.md in the directory lists.
+    Logos are written next to the manifests. Existing files are only
+    overwritten with --force.
     """
     if (account is None) == (tenant is None):
         raise ReconcilerError("give exactly one of --account N or --tenant NAME")
     from .export import export as export_manifests
 
     store = open_store(require_state(state_url))
-    files = export_manifests(store, target, account=account, tenant=tenant)
+    files = export_manifests(store, target, account=account, tenant=tenant, force=force)
     for path in files:
         click.echo(f"wrote {plain(path)}")
 

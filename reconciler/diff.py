@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import KIND_RANK, Key, Resource
+from .resources import KIND_RANK, LOGO_IMAGE, Key, Resource
 from .secrets import FingerprintKey, secret_change, secret_record
 from .state.base import StateResource
 
@@ -24,6 +24,9 @@ _WRITTEN_AGAIN = {
                                         "this key yet)",
 }
 SENSITIVE_MARKERS = frozenset({SENSITIVE, SENSITIVE_CHANGED, *_WRITTEN_AGAIN.values()})
+# Attributes written with the record but never compared or shown: another
+# attribute stands for each (the logo's image: its `logo_sha256`).
+UNCOMPARED = frozenset({LOGO_IMAGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +97,13 @@ def diff(desired: dict[Key, Resource], current: dict[Key, StateResource],
 
 def delete_action(existing: StateResource) -> Action:
     changes = {name: FieldChange(value, None) for name, value in existing.attrs.items()
-               if value not in (None, [], {})}
+               if value not in (None, [], {}) and name not in UNCOMPARED}
     return Action("delete", existing.kind, existing.id, existing.scope, None, changes, None)
 
 
 def _create(resource: Resource, key: FingerprintKey | None) -> Action:
     changes = {name: FieldChange(None, value) for name, value in resource.attrs.items()
-               if value not in (None, [], {}, False)}
+               if value not in (None, [], {}, False) and name not in UNCOMPARED}
     records = {name: secret_record(secret, key, _subject(resource, name))
                for name, secret in resource.secrets.items()}
     for name in records:
@@ -118,7 +121,7 @@ def _update(resource: Resource, existing: StateResource, key: FingerprintKey | N
     applied = existing.last_applied or {}
     for name, after in resource.attrs.items():
         before = existing.attrs.get(name)
-        if before != after:
+        if before != after and name not in UNCOMPARED:
             drift = existing.last_applied is not None and applied.get(name) != before
             changes[name] = FieldChange(before, after, drift, applied.get(name) if drift else None)
     records = {}

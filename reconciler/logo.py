@@ -8,6 +8,7 @@ header for the dimensions, so a huge or hostile image is never decoded.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -41,5 +42,13 @@ def logo_digest(path: Path) -> str | None:
     """The SHA-256 of the logo's content: a new image with the same name is an update."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def logo_image(path: Path) -> str | None:
+    """The logo's bytes as base64, for the state (at most MAX_BYTES: rules check the size)."""
+    try:
+        return base64.b64encode(path.read_bytes()).decode("ascii")
     except OSError:
         return None

@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # the models (pydantic) load only where resources are built
     from .secrets import SecretValue
 
 Key = tuple[str, str]
+# The tenant attribute that keeps the logo image itself (base64), so that
+# `export` can write it again; never compared or shown (diff.UNCOMPARED):
+# `logo_sha256` stands for it.
+LOGO_IMAGE = "logo_image"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +157,7 @@ def _master_depth(manifests: Manifests, name: str) -> int:
 
 def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExtensions, add) -> None:
     from .dids import AUTO, tenant_blocks
-    from .logo import logo_digest
+    from .logo import logo_digest, logo_image
 
     tenant = entry.model
     scope = tenant.account
@@ -161,6 +165,7 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
     attrs["charset"] = tenant.effective_charset
     if tenant.logo is not None:  # the content, not only the name: a new image is an update
         attrs["logo_sha256"] = logo_digest(entry.doc.file.parent / tenant.logo)
+        attrs[LOGO_IMAGE] = logo_image(entry.doc.file.parent / tenant.logo)  # for export
     add(Resource("tenant", tenant.name, scope, attrs, doc=entry.doc,
                  rank=_master_depth(manifests, tenant.name)))
     for index, user in enumerate(tenant.users):

@@ -64,15 +64,24 @@ def dump_yaml(documents: list[dict], header: str = "") -> str:
     yaml.representer.add_representer(str, _represent_str)
     yaml.representer.add_representer(YInt, _represent_number)
     yaml.representer.add_representer(YFloat, _represent_number)
+    yaml.representer.add_representer(_Reference, _represent_reference)
     buffer = io.StringIO()
     yaml.dump_all([_plain(document) for document in documents], buffer)
     return header + buffer.getvalue()
 
 
+class _Reference(dict):
+    """A secret reference, written on one line: `pin: {file: secrets/pin.txt}`."""
+
+
+_REFERENCE_KEYS = ({"env"}, {"env", "version"}, {"file"}, {"file", "version"})
+
+
 def _plain(node):
     """YMap/YList (which the dumper does not know) as dict/list."""
     if isinstance(node, dict):
-        return {key: _plain(value) for key, value in node.items()}
+        plain = {key: _plain(value) for key, value in node.items()}
+        return _Reference(plain) if set(plain) in _REFERENCE_KEYS else plain
     if isinstance(node, list):
         return [_plain(value) for value in node]
     return node
@@ -88,3 +97,7 @@ def _represent_str(representer, value: str):
 def _represent_number(representer, value):
     tag = "int" if isinstance(value, int) else "float"
     return representer.represent_scalar(f"tag:yaml.org,2002:{tag}", number_text(value))
+
+
+def _represent_reference(representer, value: dict):
+    return representer.represent_mapping("tag:yaml.org,2002:map", value, flow_style=True)

@@ -15,8 +15,10 @@ DEBIAN_PACKAGES=(
     kamailio kamailio-sqlite-modules kamailio-postgres-modules  # the Kamailio target
     sqlite3       # scripts/kamailio.sh init: Kamailio's schema scripts into a SQLite file
     sip-tester    # SIPp: registers phones against Kamailio (tests/sip.py)
-    nodejs npm    # ajv-cli, which compiles schemas/ in strict mode (tests/test_schemas.py)
 )
+# npm installs ajv-cli, which compiles schemas/ in strict mode (tests/test_schemas.py).
+# A nodejs from elsewhere (NodeSource's includes npm, and conflicts with Debian's) is fine.
+command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 
 install_debian_packages "${DEBIAN_PACKAGES[@]}"
 make_venv

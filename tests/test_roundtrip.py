@@ -1,6 +1,12 @@
-"""plan → apply → plan is empty, for every example environment, on both backends."""
+"""plan → apply → plan is empty, and export → plan is empty, for every example environment,
+on both backends."""
 
 from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -35,20 +41,75 @@ def test_validate_all_examples():
 
 @pytest.mark.parametrize("name", STATE_ONLY)
 def test_export_round_trip_shows_no_change(name, state_url, tmp_path):
+    """export → plan shows no change, once the secret files the README names are in place;
+    secrets come back as the references they were applied from, logos as the same images."""
     env = EXAMPLES / name
     assert run_cli("apply", env, "--state", state_url, "--auto-approve").returncode == 0
     plan = run_cli("plan", env, "--state", state_url, "--format", "json")
-    account = __import__("json").loads(plan.stdout)["scope"][0]
+    account = json.loads(plan.stdout)["scope"][0]
     target = tmp_path / "exported"
     exported = run_cli("export", "--state", state_url, "--account", account, "--to", target)
     assert exported.returncode == 0, exported.output
-    if (env / "assets").exists():  # the state keeps the logo path, not the image
-        __import__("shutil").copytree(env / "assets", target / "assets")
+    readme = (target / "README.md").read_text(encoding="utf-8")
+    for secret in sorted(set(re.findall(r"\{file: ([^}]+)\}", _manifests(target)))):
+        assert f"`{secret}`" in readme, secret
+        (target / secret).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(env / secret, target / secret)  # the user provides the values
+    for logo in re.findall(r"^logo: (.+)$", _manifests(target), re.MULTILINE):
+        assert (target / logo).read_bytes() == (env / logo).read_bytes()
+        assert f"`{logo}" in readme
     again = run_cli("plan", target, "--state", state_url, "--detailed-exitcode")
     assert again.returncode == 0, again.output
     assert "No changes." in again.stdout
-    assert "password" not in "".join(p.read_text() for p in target.glob("*.yaml"))
-    assert "pin:" not in "".join(p.read_text() for p in target.glob("*.yaml"))
+    assert _secret_lines(env) == _secret_lines(target)
+
+
+def _manifests(directory: Path) -> str:
+    return "".join(p.read_text(encoding="utf-8") for p in sorted(directory.rglob("*.yaml")))
+
+
+def _secret_lines(directory: Path) -> set[str]:
+    """The secret references, as written: the export keeps the originals."""
+    found = re.findall(r"(?:pin|password|sip_password): (\{[^}]+\}|\"0000\")",
+                       _manifests(directory))
+    return {value.replace('"', "") for value in found}
+
+
+def test_export_refuses_to_overwrite_without_force(sqlite_url, tmp_path):
+    env = EXAMPLES / "comuniq-one-4digit"
+    assert run_cli("apply", env, "--state", sqlite_url, "--auto-approve").returncode == 0
+    target = tmp_path / "out"
+    first = run_cli("export", "--state", sqlite_url, "--account", "6400300", "--to", target)
+    assert first.returncode == 0, first.output
+    (target / "accounts.yaml").write_text("# my edits\n", encoding="utf-8")
+    second = run_cli("export", "--state", sqlite_url, "--account", "6400300", "--to", target)
+    assert second.returncode == 1
+    assert "would be overwritten" in second.stderr and "--force" in second.stderr
+    assert "Traceback" not in second.output
+    assert (target / "accounts.yaml").read_text(encoding="utf-8") == "# my edits\n"
+    forced = run_cli("export", "--state", sqlite_url, "--account", "6400300", "--to", target,
+                     "--force")
+    assert forced.returncode == 0, forced.output
+    assert "kind: Account" in (target / "accounts.yaml").read_text(encoding="utf-8")
+
+
+def test_export_leaves_plain_text_secrets_out_and_lists_them(example, sqlite_url, tmp_path):
+    env = example("comuniq-one-4digit")
+    tenant = env / "tenant-lindner-immobilien.yaml"
+    text = tenant.read_text(encoding="utf-8")
+    assert text.count('pin: "0000"') >= 2
+    tenant.write_text(text.replace('pin: "0000"', 'pin: "4711"', 1), encoding="utf-8")
+    assert run_cli("apply", env, "--state", sqlite_url, "--auto-approve").returncode == 0
+    target = tmp_path / "out"
+    result = run_cli("export", "--state", sqlite_url, "--account", "6400300", "--to", target)
+    assert result.returncode == 0, result.output
+    written = "".join(p.read_bytes().decode() for p in target.rglob("*") if p.is_file())
+    assert "4711" not in written
+    readme = (target / "README.md").read_text(encoding="utf-8")
+    assert "## Secrets left out" in readme and "pin of extension lindner-immobilien/" in readme
+    shutil.copytree(env / "secrets", target / "secrets")
+    again = run_cli("plan", target, "--state", sqlite_url, "--detailed-exitcode")
+    assert again.returncode == 0, again.output  # left out = unmanaged: no change
 
 
 def test_export_of_one_tenant(sqlite_url, tmp_path):
@@ -58,6 +119,7 @@ def test_export_of_one_tenant(sqlite_url, tmp_path):
     result = run_cli("export", "--state", sqlite_url, "--tenant", "lindner-immobilien", "--to", target)
     assert result.returncode == 0, result.output
     assert (target / "tenant-lindner-immobilien.yaml").exists()
+    shutil.copytree(env / "secrets", target / "secrets")  # the files its README names
     again = run_cli("plan", target, "--state", sqlite_url, "--detailed-exitcode")
     assert again.returncode == 0, again.output
 

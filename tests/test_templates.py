@@ -100,22 +100,26 @@ def test_plain_text_secret_is_a_reference_in_render(workspace):
     result = cli("render", env.name, cwd=env.parent)
     assert result.returncode == 0, result.output
     assert "4711" not in result.stdout + result.stderr
-    assert "pin:\n    env: RECONCILER_SECRET_KANZLEI_BRANDT_1999_PIN\n" in result.stdout
+    assert "pin: {env: RECONCILER_SECRET_KANZLEI_BRANDT_1999_PIN}\n" in result.stdout
     assert "export RECONCILER_SECRET_KANZLEI_BRANDT_1999_PIN with the values" in result.stderr
 
 
 @pytest.mark.parametrize("customer", ["kanzlei-brandt", "hotel-seeblick"])
 def test_rendered_manifests_plan_like_the_template(customer, workspace):
-    """`render` prints the final manifests: as an environment of their own they plan the same."""
+    """`render` prints the final manifests: as an environment of their own they validate
+    and plan the same, against an empty state and against the applied template."""
     env = workspace(customer)
     flat = env.parent / f"flat-{customer}"
     flat.mkdir()
     rendered = cli("render", env.name, cwd=env.parent)
     assert rendered.returncode == 0, rendered.output
+    assert rendered.stderr == ""  # no plain-text secret to turn into a reference
     (flat / "rendered.yaml").write_text(rendered.stdout, encoding="utf-8")
     shutil.copytree(env / "secrets", flat / "secrets")
     if (env / "staff.tsv").exists():
         shutil.copy(env / "staff.tsv", flat / "staff.tsv")
+    validated = cli("validate", "--strict", flat.name, cwd=env.parent)
+    assert validated.returncode == 0, validated.output
     state = f"sqlite:///{env.parent / 'state.db'}"
     plans = []
     for directory in (env, flat):
@@ -125,6 +129,11 @@ def test_rendered_manifests_plan_like_the_template(customer, workspace):
     strip = [[{k: v for k, v in a.items() if k != "source"} for a in p["actions"]] for p in plans]
     assert strip[0] == strip[1]
     assert plans[0]["summary"]["create"] > 20
+    applied = cli("apply", env.name, "--auto-approve", "--state", state, cwd=env.parent)
+    assert applied.returncode == 0, applied.output
+    again = cli("plan", flat.name, "--state", state, "--detailed-exitcode", cwd=env.parent)
+    assert again.returncode == 0, again.output
+    assert "No changes." in again.stdout
 
 
 # ---------------------------------------------------------------------------
