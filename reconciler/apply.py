@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .diff import Action
 from .loader import paused_gc
 from .plan import Plan, PlanOptions, build_plan
 from .providers import TargetWrite
-from .state.base import StateStore, Write
+from .state.base import StateConflict, StateStore, Write
 from .state.sql import short_reason
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ FAULT_FAIL_ENV = "RECONCILER_FAULT_FAIL_AT"
 FAULT_KILL_ENV = "RECONCILER_FAULT_KILL_AT"
 # … or die after the target platform took the batch holding action k, before the state did.
 FAULT_KILL_TARGET_ENV = "RECONCILER_FAULT_KILL_AFTER_TARGET_AT"
+FAULT_PAUSE_ENV = "RECONCILER_FAULT_PAUSE_AT"  # "K:SECONDS": sleep before action K (lock loss)
 
 
 class PlanMismatch(ReconcilerError):
@@ -65,6 +67,7 @@ def replan_saved(saved: Plan, env: Path, store: StateStore, options: PlanOptions
     because of changes to objects it does not touch. `build` lets callers
     that plan against more than the state (targets) plan the same way.
     """
+    check_same_state(saved, store)
     fresh = build(env, store, options)
     if fresh.rejected:
         raise PlanMismatch(fresh.errors or [
@@ -79,6 +82,36 @@ def replan_saved(saved: Plan, env: Path, store: StateStore, options: PlanOptions
             f"({len(differences)} differences): {_first(differences)} — make a new plan and "
             f"review it again{hint}")
     return fresh
+
+
+def check_same_state(saved: Plan, store: StateStore) -> None:
+    """Refuse a saved plan made against another copy of the state, or a newer one.
+
+    A plan made against a copy (another id) or against a state whose history
+    then went another way (a backup restored and written to: the entry at the
+    plan's serial differs, or the serial went backwards) would be compared with
+    the wrong "before" values and could undo newer changes.
+    """
+    shown = store.url_for_display
+    if not saved.state_id:
+        raise PlanMismatch("the saved plan names no state — make a new plan with this "
+                           "reconciler version and review it again")
+    if saved.state_id != store.identity():
+        raise PlanMismatch(
+            f"the saved plan was made against another state (id {saved.state_id}), not the state "
+            f"at {shown} (id {store.identity()}) — a copy or a restored backup? Make the plan "
+            "against the state you apply to, and review it again")
+    serial = store.version()[0]
+    if saved.state_serial > serial:
+        raise PlanMismatch(
+            f"the saved plan was made at state serial {saved.state_serial}, but the state at "
+            f"{shown} is at serial {serial}: it is older than the plan (restored from a "
+            "backup?) — make a new plan and review it again")
+    if store.history_mark(saved.state_serial) != saved.state_mark:
+        raise PlanMismatch(
+            f"the state at {shown} has another history than the one the plan was made against "
+            f"(its change {saved.state_serial} differs: restored from a backup and written to "
+            "since?) — make a new plan and review it again")
 
 
 def action_differences(saved: list[Action], fresh: list[Action]) -> list[str]:
@@ -168,6 +201,7 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
     fail_at = int(os.environ.get(FAULT_FAIL_ENV, "0"))
     kill_at = int(os.environ.get(FAULT_KILL_ENV, "0"))
     kill_after_target = int(os.environ.get(FAULT_KILL_TARGET_ENV, "0"))
+    pause_at, _, pause = os.environ.get(FAULT_PAUSE_ENV, "0:0").partition(":")
     size = batch_size(len(actions))
     position = 0
     while position < len(actions):
@@ -178,14 +212,17 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
                 number = position + offset + 1
                 if number == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if number == int(pause_at):
+                    time.sleep(float(pause))
                 if number == fail_at:
                     raise InjectedFault(f"injected failure before action {number}")
             offset = 0
+            store.assert_locked()  # no target write either once the lock is lost
             write_targets(plan, batch)  # the platform first: the state records what is there
             if position < kill_after_target <= position + len(batch):
                 os.kill(os.getpid(), signal.SIGKILL)
             result.serial = store.write([to_write(a) for a in batch])
-        except (SQLAlchemyError, InjectedFault, OSError) as exc:
+        except (SQLAlchemyError, InjectedFault, OSError, StateConflict) as exc:
             # The transaction in flight rolled back: its other actions did not happen.
             failed_at = position + offset
             result.failed = actions[failed_at]

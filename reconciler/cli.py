@@ -24,13 +24,13 @@ from .render.jsonout import render_json
 from .render.markdown import EnvironmentResult, render_comment
 from .render.text import render_text
 from .state.base import LockTimeout
-from .state.sql import open_store, short_reason
+from .state.location import DEFAULT_STATE
+from .state.sql import SQLStore, open_store, short_reason
 
 # Commands import what only they need (apply, export, render, the loader and
 # the models) inside their functions: a plan served from the cache must start
 # fast (see README, Performance).
 
-DEFAULT_STATE = "sqlite:///.reconciler/state.db"
 ENV_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 log = logging.getLogger("reconciler")
 
@@ -111,6 +111,17 @@ def _print_version(ctx: click.Context, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         click.echo(f"reconciler, version {installed_version()}")
         ctx.exit()
+
+
+def open_state(state_url: str | None, *, create: bool = False) -> SQLStore:
+    """The store of the state URL; a state made now (the default location, or `init`)
+    is announced, so a plan against a new empty state is never mistaken for a real one."""
+    url = require_state(state_url)
+    store = open_store(url, create=create, default=url == DEFAULT_STATE)
+    if store.created:
+        click.echo(f"Created a new empty state at {plain(store.url_for_display)} "
+                   f"(id {store.identity()}).", err=True)
+    return store
 
 
 EXIT_CODES = """\b
@@ -210,7 +221,7 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
         raise ReconcilerError("--out saves the plan of one environment — run plan once per "
                               "environment")
     options = PlanOptions(allow_delete, max_delete_percent, force, strict)
-    store = open_store(require_state(state_url))
+    store = open_state(state_url)
     # Printing a large plan builds millions of short-lived objects without cycles:
     # with the collector on, its scans cost more than the printing (0.85 of 1.4 s
     # for the JSON of 100k actions). Frozen at the end: the collection at exit
@@ -279,7 +290,13 @@ def _save(result: Plan, out: Path, options: PlanOptions) -> None:
     if not result.rejected and not result.has_changes:
         click.echo(f"Nothing to apply: no plan saved to {plain(out)}.", err=True)
         return
-    write_saved_plan(result, out, options)  # refuses a rejected plan, saying why
+    try:
+        write_saved_plan(result, out, options)  # refuses a rejected plan, saying why
+    except OSError as exc:  # a full disk: the old file is gone too, no truncated plan is left
+        out.unlink(missing_ok=True)
+        raise ReconcilerError(f"cannot save the plan to {plain(out)}: {exc.strerror} — no plan "
+                              "file was written (an earlier one was removed); free space or "
+                              "choose another --out, and plan again") from None
     click.echo(f"Saved the plan to {plain(out)}; apply it with 'reconciler apply {plain(out)}'.",
                err=True)
 
@@ -324,34 +341,60 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
     from .apply import replan_saved
 
     saved = len(targets) == 1 and targets[0].is_file()
+    env = None
     if not saved and any(t.is_file() for t in targets):
         raise ReconcilerError("give either one saved plan file or environment directories")
     options = PlanOptions(allow_delete, max_delete_percent, force, strict)
     if saved:
         saved_plan, saved_options = read_saved_plan(targets[0])
         env = saved_environment(saved_plan, targets[0])
-    store = open_store(require_state(state_url))
+    store = open_state(state_url)
     plans: list[Plan] = []
     try:
         with store.lock(lock_timeout):
             if saved:
                 plans.append(replan_saved(saved_plan, env, store, options, saved_options))
+                ok = _apply_one(plans[0], store)
             else:
-                plans.extend(build_plan(item, store, options) for item in targets)
-                for item in plans:
-                    click.echo(render_text(item, color=sys.stdout.isatty()), nl=False)
-                if any(item.rejected for item in plans):
-                    sys.exit(1)
-                if not any(item.has_changes for item in plans):
-                    return
-                _confirm(auto_approve)
-            failed = False
-            for item in plans:
-                failed |= not _apply_one(item, store)
+                ok = _plan_and_apply_each(targets, store, options, auto_approve, plans)
     finally:
         for item in plans:  # the target connections the plans read and apply wrote through
             item.close()
-    sys.exit(1 if failed else 0)
+    sys.exit(0 if ok else 1)
+
+
+def _plan_and_apply_each(envs, store, options: PlanOptions, auto_approve: bool,
+                         plans: list[Plan]) -> bool:
+    """Plan and apply one environment after the other, all under the one lock.
+
+    Each plan is made after the previous environment was applied, so it sees
+    what that one wrote (numbers, sub-accounts): planning all first would check
+    every environment against a state that no longer exists when it is applied.
+    """
+    applied = []
+    for position, env in enumerate(envs):
+        item = build_plan(env, store, options)
+        plans.append(item)
+        click.echo(render_text(item, color=sys.stdout.isatty()), nl=False)
+        if item.rejected:
+            _not_applied(envs[position:], applied)
+            return False
+        if not item.has_changes:
+            continue
+        _confirm(auto_approve, applied)
+        if not _apply_one(item, store):
+            _not_applied(envs[position + 1:], applied)
+            return False
+        applied.append(item.env)
+    return True
+
+
+def _not_applied(rest, applied: list[str]) -> None:
+    if len(rest) + len(applied) <= 1:
+        return
+    names = ", ".join(plain(str(env)) for env in rest)
+    click.echo(f"Not applied: {names}." + (f" Applied before: {', '.join(map(plain, applied))}."
+                                             if applied else ""), err=True)
 
 
 def saved_environment(saved: Plan, plan_file: Path) -> Path:
@@ -368,6 +411,21 @@ def saved_environment(saved: Plan, plan_file: Path) -> Path:
             f"not a directory under {plain(Path.cwd())}",
             "run apply from the directory plan ran in (the repository root)"))
     return env
+
+
+@main.command(epilog=EXIT_CODES, short_help="Create a new empty state.")
+@state_option
+def init(state_url) -> None:
+    """Create a new empty state at the state URL (--state or RECONCILER_STATE).
+
+    Every other command refuses a SQLite path that does not exist (a typo must
+    not become a new empty state); the default location is created on first use.
+    An existing state is left as it is.
+    """
+    store = open_state(state_url, create=True)
+    if not store.created:
+        click.echo(f"A state already exists at {plain(store.url_for_display)} (id "
+                   f"{store.identity()}, serial {store.version()[0]}); nothing changed.")
 
 
 @main.command("render", epilog=EXIT_CODES, short_help="Print manifests after templating.")
@@ -415,19 +473,26 @@ def export(state_url, account, tenant, target, force) -> None:
         raise ReconcilerError("give exactly one of --account N or --tenant NAME")
     from .export import export as export_manifests
 
-    store = open_store(require_state(state_url))
-    files = export_manifests(store, target, account=account, tenant=tenant, force=force)
+    store = open_state(state_url)
+    try:
+        files = export_manifests(store, target, account=account, tenant=tenant, force=force)
+    except OSError as exc:  # each file is written whole or not at all (files.write_private)
+        raise ReconcilerError(f"cannot write the export to {plain(target)}: {exc.strerror} — "
+                              "free space or choose another --to, and export again") from None
     for path in files:
         click.echo(f"wrote {plain(path)}")
 
 
-def _confirm(auto_approve: bool) -> None:
+def _confirm(auto_approve: bool, applied: list[str]) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
         raise ReconcilerError("apply needs confirmation: run it on a terminal or pass "
                               "--auto-approve (CI), or apply a reviewed saved plan")
     if not click.confirm("Apply these changes?", default=False):
+        if applied:
+            raise ReconcilerError("apply cancelled; nothing more was changed (applied before: "
+                                  f"{', '.join(map(plain, applied))})")
         raise ReconcilerError("apply cancelled; nothing was changed")
 
 

@@ -81,6 +81,8 @@ class Plan:
     cost: CostReport | None = None  # with a price list: the monthly cost before and after
     # "fingerprinted" (a key is configured) or "write-only"; "" when nothing has secrets
     secrets_mode: str = ""
+    state_id: str = ""  # which state the plan was made against (a copy has another id …
+    state_mark: str = ""  # … or, restored and written to again, another history mark)
     # The open providers of the targets this plan read, by target name; apply writes
     # through them. Runtime only: never in a plan file or the cache.
     providers: dict = field(default_factory=dict, repr=False, compare=False)
@@ -127,7 +129,8 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     scope = set(manifests.accounts)
     snapshot = store.snapshot(scope)
     log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
-    plan = Plan(display_path(env), snapshot.serial, sorted(scope))
+    plan = Plan(display_path(env), snapshot.serial, sorted(scope), state_id=store.identity(),
+                state_mark=store.history_mark(snapshot.serial))
     desired = desired_resources(manifests, existing_extensions(snapshot))
     if any(resource.secrets for resource in desired.values()):
         plan.secrets_mode = "fingerprinted" if key else "write-only"

@@ -30,6 +30,8 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "environment": plan.env,
         "state_serial": plan.state_serial,
+        "state_id": plan.state_id,
+        "state_mark": plan.state_mark,
         "scope": plan.scope,
         "rejected": plan.rejected,
         "summary": plan.summary,
@@ -145,7 +147,8 @@ def read_saved_plan(path: Path) -> tuple[Plan, dict]:
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """The Plan of a plan JSON document (the inverse of `plan_to_dict`)."""
-    plan = Plan(data["environment"], data["state_serial"], data["scope"])
+    plan = Plan(data["environment"], data["state_serial"], data["scope"],
+                state_id=data.get("state_id", ""), state_mark=data.get("state_mark", ""))
     plan.secrets_mode = data.get("secrets", "")
     plan.unchanged = data["summary"]["unchanged"]
     plan.left_alone = [LeftAlone(**o) for o in data.get("left_alone", [])]

@@ -124,6 +124,11 @@ class PlanDocument(_Open):
     format_version: Literal[1]
     environment: str
     state_serial: int = Field(description="the state serial the plan was made against")
+    state_id: str = Field(description="the id of the state the plan was made against (random, "
+                          "made with the state): apply refuses a plan for another state")
+    state_mark: str = Field(description="a digest of the state's change-log entry at "
+                            "state_serial (empty at serial 0): apply refuses a plan whose state "
+                            "history went another way (a restored backup)")
     scope: list[str] = Field(description="customer numbers the environment declares")
     rejected: bool
     summary: PlanSummary

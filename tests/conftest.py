@@ -54,17 +54,30 @@ def pg_cluster():
     cluster.stop()
 
 
+def new_sqlite_state(path: Path) -> str:
+    """The URL of a new empty SQLite state at `path` (as `reconciler init` makes it).
+
+    reconciler refuses a SQLite path that does not exist, so a test that wants a
+    fresh state creates it first, in this process (faster than `init` in a subprocess).
+    """
+    from reconciler.state.sql import open_store
+
+    url = f"sqlite:///{path}"
+    open_store(url, create=True).close()
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
+        return new_sqlite_state(tmp_path / "state.db")
     cluster = request.getfixturevalue("pg_cluster")
     return cluster.create_database(f"t{os.getpid()}_{next(_db_counter)}")
 
 
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'state.db'}"
+    return new_sqlite_state(tmp_path / "state.db")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, Result, run_cli
+from conftest import EXAMPLES, Result, new_sqlite_state, run_cli
 
 
 @dataclass
@@ -106,7 +106,7 @@ def applied_templates(request, tmp_path_factory):
         if (backend, name) not in made:
             workdir = tmp_path_factory.mktemp("template")
             if backend == "sqlite":
-                url = f"sqlite:///{workdir / 'state.db'}"
+                url = new_sqlite_state(workdir / "state.db")
             else:
                 cluster = request.getfixturevalue("pg_cluster")
                 url = cluster.create_database(f"template_{os.getpid()}_{name.replace('-', '_')}")

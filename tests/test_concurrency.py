@@ -276,7 +276,7 @@ def waiting_for_lock(url: str, proc: subprocess.Popen) -> bool:
 def new_url(backend: str, pg_cluster, tmp_path: Path) -> str:
     n = next(_names)
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / f'state{n}.db'}"
+        return new_sqlite_state(tmp_path / f'state{n}.db')
     return pg_cluster.create_database(f"conc{os.getpid()}_{n}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, new_sqlite_state, run_cli
 
 DOCS = ROOT / "docs"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -62,6 +62,6 @@ def test_getting_started_environment_validates_and_plans(tmp_path):
     validated = run_cli("validate", "environments/acme", cwd=tmp_path, env=secret)
     assert validated.returncode == 0 and "valid (0 errors, 0 warnings)" in validated.stdout, (
         validated.output)
-    planned = run_cli("plan", "environments/acme", "--state", f"sqlite:///{tmp_path}/s.db",
+    planned = run_cli("plan", "environments/acme", "--state", new_sqlite_state(tmp_path / "s.db"),
                       "--detailed-exitcode", cwd=tmp_path, env=secret)
     assert planned.returncode == 2 and "7 to create" in planned.stdout, planned.output

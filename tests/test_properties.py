@@ -497,7 +497,7 @@ def write_environment(spec: EnvSpec, env: Path) -> Path:
 @contextmanager
 def fresh_store():
     directory = Path(tempfile.mkdtemp(prefix="reconciler-prop-"))
-    store = open_store(f"sqlite:///{directory / 'state.db'}")
+    store = open_store(f"sqlite:///{directory / 'state.db'}", create=True)
     try:
         yield store, directory
     finally:

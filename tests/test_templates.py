@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Result, run_cli
+from conftest import ROOT, Result, new_sqlite_state, run_cli
 from helpers import edit, line_of
 
 TEMPLATES = ROOT / "examples" / "templates"
@@ -120,7 +120,7 @@ def test_rendered_manifests_plan_like_the_template(customer, workspace):
         shutil.copy(env / "staff.tsv", flat / "staff.tsv")
     validated = cli("validate", "--strict", flat.name, cwd=env.parent)
     assert validated.returncode == 0, validated.output
-    state = f"sqlite:///{env.parent / 'state.db'}"
+    state = _state(env)
     plans = []
     for directory in (env, flat):
         result = cli("plan", directory.name, "--format", "json", "--state", state, cwd=env.parent)
@@ -421,9 +421,15 @@ def test_unknown_field_in_a_rendered_document_names_the_template_line(tmp_path):
 # Overrides next to the Use document
 # ---------------------------------------------------------------------------
 
+def _state(env: Path) -> str:
+    """The URL of the workspace's state beside `env`, created when missing."""
+    path = env.parent / "state.db"
+    return f"sqlite:///{path}" if path.exists() else new_sqlite_state(path)
+
+
 def _plan_json(env: Path, *args) -> dict:
     result = cli("plan", env.name, "--format", "json", "--state",
-                 f"sqlite:///{env.parent / 'state.db'}", *args, cwd=env.parent)
+                 _state(env), *args, cwd=env.parent)
     assert result.returncode in (0, 2), result.output
     return json.loads(result.stdout)
 
@@ -466,7 +472,7 @@ def test_override_replaces_a_rendered_extension_by_number(workspace):
 
 def test_override_of_an_applied_environment_is_an_update(workspace):
     env = workspace("kanzlei-brandt")
-    state = f"sqlite:///{env.parent / 'state.db'}"
+    state = _state(env)
     applied = cli("apply", env.name, "--auto-approve", "--state", state, cwd=env.parent)
     assert applied.returncode == 0, applied.output
     edit(env / "overrides.yaml", "version: PRO", "version: BASIC")
@@ -481,7 +487,7 @@ def test_fields_kept_from_the_template_point_at_the_template(workspace):
     """In an overridden Tenant, dial_plan still comes from the template: a forbidden change of
     it names the template line (and values), not the override file."""
     env = workspace("kanzlei-brandt")
-    state = f"sqlite:///{env.parent / 'state.db'}"
+    state = _state(env)
     assert cli("apply", env.name, "--auto-approve", "--state", state,
                cwd=env.parent).returncode == 0
     edit(env / "use.yaml", "dial_plan: 4", "dial_plan: 5")

@@ -24,6 +24,7 @@ class StateResource:
     attrs: dict[str, Any]  # what the platform has now
     secrets: dict[str, dict] = field(default_factory=dict)  # field → record (secrets.py)
     last_applied: dict[str, Any] | None = None  # what reconciler last wrote
+    owner: str | None = None  # the environment that manages it (None: not owned yet)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -58,10 +59,15 @@ class Write:
     scope: str
     attrs: dict[str, Any] | None
     secrets: dict[str, dict] = field(default_factory=dict)
+    owner: str | None = None  # set on create and adoption; an update keeps the owner
 
 
 class LockTimeout(Exception):
     """Another process holds the state lock."""
+
+
+class StateConflict(Exception):
+    """A write found the state other than planned (a row vanished, the lock was lost)."""
 
 
 class StateStore(abc.ABC):
@@ -92,6 +98,19 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def version(self) -> tuple[int, int]:
         """(serial, revision); the revision moves with every write, even outside reconciler."""
+
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """The state's id: random, made with the state; a copy made later has it too."""
+
+    @abc.abstractmethod
+    def history_mark(self, serial: int) -> str:
+        """A digest of the change-log entry of `serial`: a copy whose history went another
+        way since (a restored backup that was written to again) gives another mark."""
+
+    def assert_locked(self) -> None:
+        """Raise StateConflict when the apply lock this process took is lost (default: a
+        store without a lock that can be lost)."""
 
     def close(self) -> None:  # pragma: no cover - default is nothing to close
         pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import logging
@@ -12,6 +13,7 @@ import hmac
 import re
 import socket
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
@@ -37,13 +39,17 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..diagnostics import ReconcilerError
-from ..files import touch_private
+from ..files import open_lock_file
 from ..secrets import INITIAL_PIN, LEGACY_REF
-from .base import ChangeRecord, LockTimeout, Snapshot, StateResource, StateStore, Write
+from .base import (ChangeRecord, LockTimeout, Snapshot, StateConflict, StateResource, StateStore,
+                   Write)
+from .location import sqlite_path
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: secret records instead of salted hashes, no plan-signing key
+# 2: secret records instead of salted hashes, no plan-signing key;
+# 3: an owner environment per resource, a state id, revision counted on TRUNCATE too
+SCHEMA_VERSION = 3
 ADVISORY_LOCK_KEY = 0x7265636F  # "reco"
 SCHEMA_LOCK_KEY = 0x72656373  # "recs": creating the tables
 
@@ -62,6 +68,7 @@ resources_table = Table(
     Column("secrets", Text, nullable=False),
     Column("last_applied", Text),
     Column("serial", Integer, nullable=False),
+    Column("owner", String(300)),  # the environment that manages it; NULL: nobody yet
     Index("ix_reconciler_resources_scope", "scope"),
 )
 changes_table = Table(
@@ -114,14 +121,19 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{userinfo.split(':', 1)[0].split('/', 1)[0]}:***@{hostpart}"
 
 
-def open_store(url: str) -> SQLStore:
-    """A store for a state URL (sqlite:///… or postgresql://…)."""
+def open_store(url: str, *, create: bool = False, default: bool = False) -> SQLStore:
+    """A store for a state URL (sqlite:///… or postgresql://…).
+
+    A SQLite file that does not exist is an error (a typo must not become a new
+    empty state) unless `create` (`reconciler init`) or `default` (the documented
+    default location, see `location.py`); the store's `created` says whether it
+    was made now.
+    """
     shown = mask_url(url)
     log.info("state: %s", shown)
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteStore(url, shown, path)
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url, create=create, default=default)
+        return SQLiteStore(f"sqlite:///{path}", mask_url(f"sqlite:///{path}"), path)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
         if not _credentials_parse_cleanly(driver_url):  # the driver might quote a piece
@@ -164,13 +176,16 @@ class SQLStore(StateStore):
 
     # -- schema -----------------------------------------------------------
     def _ensure_schema(self) -> None:
-        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0", "revision": "0"}
+        defaults = {"schema_version": str(SCHEMA_VERSION), "serial": "0", "revision": "0",
+                    "state_id": uuid.uuid4().hex}
+        self.created = False
         if not self._schema_complete(defaults):
             # Many processes may open a new state at once (CI runners): the tables and
             # their first rows are created in one transaction that only one of them
             # runs at a time; the others then find everything in place.
             with self._write_transaction() as conn:
                 self._guard_schema(conn)
+                self.created = not self.engine.dialect.has_table(conn, resources_table.name)
                 metadata.create_all(conn, checkfirst=True)
                 for statement in self._revision_triggers():
                     conn.exec_driver_sql(statement)
@@ -181,12 +196,37 @@ class SQLStore(StateStore):
         version = int(self._meta("schema_version"))
         if version == 1:
             self._migrate_from_v1()
+            version = 2
+        if version == 2:
+            self._migrate_from_v2()
             version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ReconcilerError(
                 f"the state at {self.url_for_display} has schema version {version}, "
                 f"this reconciler understands {SCHEMA_VERSION} — upgrade reconciler"
             )
+
+    def _migrate_from_v2(self) -> None:
+        """v3 adds the owner column (NULL: not owned yet, see ownership.py), the state id
+        (added with the meta defaults) and counts TRUNCATE as a revision on PostgreSQL."""
+        try:
+            with self._write_transaction() as conn:
+                self._guard_schema(conn)
+                if int(self._meta("schema_version", conn)) != 2:
+                    return  # another process migrated meanwhile
+                conn.exec_driver_sql("ALTER TABLE reconciler_resources ADD COLUMN owner "
+                                     "VARCHAR(300)")
+                for statement in self._revision_triggers():
+                    conn.exec_driver_sql(statement)
+                conn.execute(update(meta_table).where(meta_table.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+        except SQLAlchemyError as exc:
+            raise ReconcilerError(
+                f"the state at {self.url_for_display} must be migrated to schema version "
+                f"{SCHEMA_VERSION} (an owner per resource), which failed: {short_reason(exc)} "
+                "— run reconciler once with a role that may write the state") from None
+        log.info("state migrated to schema version %s: resources have no owner yet",
+                 SCHEMA_VERSION)
 
     def _migrate_from_v1(self) -> None:
         """Drop what v1 kept that lets a reader test guesses or forge plans.
@@ -211,14 +251,14 @@ class SQLStore(StateStore):
                                  .values(secrets=json.dumps(converted, sort_keys=True)))
                 conn.execute(delete(meta_table).where(meta_table.c.key == "signing_key"))
                 conn.execute(update(meta_table).where(meta_table.c.key == "schema_version")
-                             .values(value=str(SCHEMA_VERSION)))
+                             .values(value="2"))
         except SQLAlchemyError as exc:
             raise ReconcilerError(
                 f"the state at {self.url_for_display} must be migrated to schema version "
                 f"{SCHEMA_VERSION} (salted secret hashes are dropped), which failed: "
                 f"{short_reason(exc)} — run reconciler once with a role that may write the state"
             ) from None
-        log.info("state migrated to schema version %s: secret hashes dropped", SCHEMA_VERSION)
+        log.info("state migrated to schema version 2: secret hashes dropped")
 
     def _schema_complete(self, defaults: dict[str, str]) -> bool:
         """True when the tables and meta rows exist (a read: a read-only state can be planned)."""
@@ -273,8 +313,8 @@ class SQLStore(StateStore):
             columns = resources_table.c
             rows = conn.execute(query.with_only_columns(
                 columns.kind, columns.id, columns.scope, columns.attrs, columns.secrets,
-                columns.last_applied))
-            for kind, ident, scope_of, attrs_text, secrets_text, applied_text in rows:
+                columns.last_applied, columns.owner))
+            for kind, ident, scope_of, attrs_text, secrets_text, applied_text, owner in rows:
                 attrs = loads(attrs_text)
                 # Without drift the last-applied text is the attrs text: decode it once.
                 if applied_text == attrs_text:
@@ -283,7 +323,7 @@ class SQLStore(StateStore):
                     applied = loads(applied_text) if applied_text else None
                 secrets_of = loads(secrets_text) if secrets_text != "{}" else {}
                 resources[(kind, ident)] = StateResource(kind, ident, scope_of, attrs,
-                                                         secrets_of, applied)
+                                                         secrets_of, applied, owner)
         return Snapshot(serial, resources)
 
     def foreign_scopes(self, keys, scope):
@@ -317,9 +357,13 @@ class SQLStore(StateStore):
                     for r in rows]
 
     # -- writing ------------------------------------------------------------
+    def _apply_transaction(self):
+        """The transaction of an apply's writes: checks first that the lock is still held."""
+        return self._write_transaction()
+
     def write(self, writes: list[Write]) -> int:
         now = _now()
-        with self._write_transaction() as conn:
+        with self._apply_transaction() as conn:
             serial = int(self._meta("serial", conn))
             upserts, deletes, log_rows = [], [], []
             for item in writes:
@@ -334,6 +378,7 @@ class SQLStore(StateStore):
                         "kind": item.kind, "id": item.id, "scope": item.scope, "attrs": encoded,
                         "secrets": json.dumps(item.secrets, sort_keys=True),
                         "last_applied": encoded, "serial": serial, "create": item.action == "create",
+                        "owner": item.owner,
                     })
             self._write_rows(conn, upserts, deletes)
             conn.execute(insert(changes_table), log_rows)
@@ -351,18 +396,43 @@ class SQLStore(StateStore):
             old = conn.execute(select(resources_table.c.secrets).where(
                 resources_table.c.kind == row["kind"], resources_table.c.id == row["id"])).scalar()
             merged = {**json.loads(old or "{}"), **json.loads(row["secrets"])}
-            conn.execute(
+            values = {"scope": row["scope"], "attrs": row["attrs"], "serial": row["serial"],
+                      "last_applied": row["last_applied"],
+                      "secrets": json.dumps(merged, sort_keys=True)}
+            if row["owner"] is not None:
+                values["owner"] = row["owner"]
+            done = conn.execute(
                 update(resources_table)
                 .where(resources_table.c.kind == row["kind"], resources_table.c.id == row["id"])
-                .values(scope=row["scope"], attrs=row["attrs"], last_applied=row["last_applied"],
-                        secrets=json.dumps(merged, sort_keys=True), serial=row["serial"])
-            )
+                .values(**values))
+            _expect_one(done.rowcount, "update", row["kind"], row["id"])
         for row in deletes:
-            conn.execute(delete(resources_table).where(
+            done = conn.execute(delete(resources_table).where(
                 resources_table.c.kind == row["k"], resources_table.c.id == row["i"]))
+            _expect_one(done.rowcount, "delete", row["k"], row["i"])
+
+    def identity(self) -> str:
+        return self._meta("state_id")
+
+    def history_mark(self, serial: int) -> str:
+        if serial == 0:
+            return ""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(changes_table).where(changes_table.c.serial == serial)).first()
+        if row is None:
+            return "missing"
+        return hashlib.sha256(json.dumps([row.serial, row.kind, row.id, row.scope, row.action,
+                                          row.applied_at]).encode()).hexdigest()[:32]
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _expect_one(rowcount: int, action: str, kind: str, ident: str) -> None:
+    """An update or delete must hit its row: one deleted meanwhile is not 'done'."""
+    if rowcount != 1:
+        raise StateConflict(f"cannot {action} {kind} {ident}: it is no longer in the state "
+                            "(changed outside this apply meanwhile)")
 
 
 class SQLiteStore(SQLStore):
@@ -370,8 +440,9 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, url: str, shown: str, path: Path):
         self.path = path
-        if path.name != ":memory:":
-            touch_private(path)  # SQLite gives its -wal and -shm files the same mode
+        self._lock = None
+        # `path` exists (0600 when reconciler created it): SQLite gives its -wal and -shm
+        # files the same mode.
         engine = create_engine(url, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
@@ -401,8 +472,14 @@ class SQLiteStore(SQLStore):
 
     @contextmanager
     def lock(self, timeout: float):
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        lock_path = self.path.with_name(self.path.name + ".lock")  # `path` is the real path
+        try:
+            fd = open_lock_file(lock_path)
+        except OSError as exc:
+            raise ReconcilerError(
+                f"cannot use the lock file {lock_path}: "
+                f"{'it is a symbolic link' if exc.errno == errno.ELOOP else exc.strerror} — "
+                "remove it (reconciler creates a regular file there)") from None
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -417,12 +494,38 @@ class SQLiteStore(SQLStore):
                                  "since": _now()}).encode()
             os.pwrite(fd, holder, 0)  # one write: a waiting process never reads half of it
             os.ftruncate(fd, len(holder))
+            self._lock = (fd, lock_path)
             try:
                 yield
             finally:
+                self._lock = None
                 os.ftruncate(fd, 0)  # a released lock names no holder
         finally:
             os.close(fd)  # closing the descriptor releases the flock
+
+    @contextmanager
+    def _apply_transaction(self):
+        with self._write_transaction() as conn:
+            self.assert_locked()
+            yield conn
+
+    def assert_locked(self) -> None:
+        if self._lock is not None:
+            self._check_lock_file(*self._lock)
+
+    @staticmethod
+    def _check_lock_file(fd: int, lock_path: Path) -> None:
+        """The flock is on an inode: a lock file removed (and made again by another apply)
+        leaves this process locking a file nobody else sees."""
+        try:
+            current = os.stat(lock_path, follow_symlinks=False)
+        except OSError:
+            current = None
+        mine = os.fstat(fd)
+        if current is None or (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
+            raise StateConflict(f"the state lock was lost: the lock file {lock_path} was removed "
+                                "or replaced during the apply — nothing more is written; check "
+                                "that no other apply ran, then plan again")
 
 
 def _read_holder(fd: int) -> str:
@@ -448,6 +551,7 @@ class PostgresStore(SQLStore):
     """Shared state for teams; apply is serialised by an advisory lock."""
 
     def __init__(self, url: str, shown: str):
+        self._lock_conn = None
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         super().__init__(engine, shown)
 
@@ -460,7 +564,7 @@ class PostgresStore(SQLStore):
             "LANGUAGE plpgsql AS $$ BEGIN UPDATE reconciler_meta "
             "SET value = (value::bigint + 1)::text WHERE key = 'revision'; RETURN NULL; END $$",
             "CREATE OR REPLACE TRIGGER reconciler_revision AFTER INSERT OR UPDATE OR DELETE "
-            "ON reconciler_resources FOR EACH STATEMENT EXECUTE FUNCTION reconciler_bump_revision()",
+            "OR TRUNCATE ON reconciler_resources FOR EACH STATEMENT EXECUTE FUNCTION reconciler_bump_revision()",
         ]
 
     def _guard_schema(self, conn) -> None:
@@ -490,8 +594,10 @@ class PostgresStore(SQLStore):
             conn.execute(pg_insert(lock_holder_table).values(name="apply", **values)
                          .on_conflict_do_update(index_elements=["name"], set_=values))
             locked = True
+            self._lock_conn = conn
             yield
         finally:
+            self._lock_conn = None
             try:
                 if locked:  # a released lock names no holder (a crashed one's row is replaced)
                     conn.execute(delete(lock_holder_table))
@@ -499,6 +605,56 @@ class PostgresStore(SQLStore):
             except SQLAlchemyError:  # the session is gone: so is its lock
                 pass
             conn.close()
+
+    @contextmanager
+    def _apply_transaction(self):
+        """Under the lock, an apply writes in the session that holds the advisory lock.
+
+        The server can end that session (idle_session_timeout, a restart, a
+        network cut), and with it the lock, while another apply may then take
+        it. Writing in the locking session itself means a lost lock can never
+        be written through: the write fails, and apply stops.
+        """
+        if self._lock_conn is None:
+            with self._write_transaction() as conn:
+                yield conn
+            return
+        conn = self._lock_conn
+        try:
+            conn.commit()  # ends SQLAlchemy's autobegun (autocommit) transaction, if any
+            conn.execution_options(isolation_level="READ COMMITTED")
+            transaction = conn.begin()
+        except SQLAlchemyError as exc:
+            raise _lock_lost(exc) from None
+        try:
+            self._check_held(conn)
+            with transaction:
+                yield conn
+        finally:
+            if transaction.is_active:
+                transaction.rollback()
+            try:
+                conn.commit()
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            except SQLAlchemyError:
+                pass
+
+    def assert_locked(self) -> None:
+        if self._lock_conn is not None:
+            self._check_held(self._lock_conn)
+
+    @staticmethod
+    def _check_held(conn) -> None:
+        """The session of `conn` still holds the advisory lock (else StateConflict)."""
+        try:
+            held = conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND objid = :k"), {"k": ADVISORY_LOCK_KEY}).scalar()
+        except SQLAlchemyError as exc:
+            raise _lock_lost(exc) from None
+        if not held:
+            raise StateConflict("the state lock was lost: the session no longer holds it — "
+                                "nothing more is written; plan again to see what is left")
 
     @staticmethod
     def _holder(conn) -> str:
@@ -509,6 +665,12 @@ class PostgresStore(SQLStore):
                 return f"host {row.host}, pid {row.pid}, since {row.since}"
             time.sleep(0.05)
         return "an unknown process"
+
+
+def _lock_lost(exc: Exception) -> StateConflict:
+    return StateConflict(f"the state lock was lost ({short_reason(exc)}): the server ended the "
+                         "session that held it — nothing more is written; plan again to see "
+                         "what is left")
 
 
 def short_reason(exc: Exception) -> str:
