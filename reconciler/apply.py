@@ -174,7 +174,7 @@ def to_write(action: Action) -> Write:
     if action.in_state is not None and action.action != "delete":
         kind_of_write = "update" if action.in_state else "create"
     return Write(kind_of_write, action.kind, action.id, action.scope, action.attrs,
-                 action.secret_records)
+                 action.secret_records, action.owner)
 
 
 def write_targets(plan: Plan, batch: list[Action]) -> None:
@@ -221,7 +221,12 @@ def _apply_actions(plan: Plan, store: StateStore, progress) -> ApplyResult:
             write_targets(plan, batch)  # the platform first: the state records what is there
             if position < kill_after_target <= position + len(batch):
                 os.kill(os.getpid(), signal.SIGKILL)
-            result.serial = store.write([to_write(a) for a in batch])
+            # A target object deleted on the platform that the state never recorded has no
+            # row to delete (a delete of a missing row fails: it vanished meanwhile).
+            writes = [to_write(a) for a in batch if not (a.action == "delete" and
+                                                          a.in_state is False)]
+            if writes:
+                result.serial = store.write(writes)
         except (SQLAlchemyError, InjectedFault, OSError, StateConflict) as exc:
             # The transaction in flight rolled back: its other actions did not happen.
             failed_at = position + offset

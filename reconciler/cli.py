@@ -124,6 +124,12 @@ def open_state(state_url: str | None, *, create: bool = False) -> SQLStore:
     return store
 
 
+adopt_option = click.option(
+    "--adopt", is_flag=True,
+    help="Take over declared objects that another environment owns, or that no environment "
+         "owns yet (the plan shows each as an owner change).")
+
+
 EXIT_CODES = """\b
 Exit codes:
   0  success (with --detailed-exitcode: no changes)
@@ -206,11 +212,12 @@ MAX_DELETE_HELP = ("With --allow-delete: refuse a plan that deletes more than th
               show_default=True, help=MAX_DELETE_HELP)
 @click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@adopt_option
 @click.option("--full-plan-url", envvar="RECONCILER_FULL_PLAN_URL",
               help="Where the full plan is (e.g. the CI run's artifacts): linked from a "
                    "markdown comment that had to be shortened.")
 def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
-         max_delete_percent, force, strict, full_plan_url) -> None:
+         max_delete_percent, force, strict, adopt, full_plan_url) -> None:
     """Show what apply would change for environment directories ENVS.
 
     Compares the manifests with the state (the accounts they declare and what
@@ -220,7 +227,7 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
     if out and len(envs) != 1:
         raise ReconcilerError("--out saves the plan of one environment — run plan once per "
                               "environment")
-    options = PlanOptions(allow_delete, max_delete_percent, force, strict)
+    options = PlanOptions(allow_delete, max_delete_percent, force, strict, adopt)
     store = open_state(state_url)
     # Printing a large plan builds millions of short-lived objects without cycles:
     # with the collector on, its scans cost more than the printing (0.85 of 1.4 s
@@ -329,8 +336,9 @@ def _overall_summary(outcomes: dict[str, str]) -> str:
               show_default=True, help=MAX_DELETE_HELP)
 @click.option("--force", is_flag=True, help="Delete even above --max-delete-percent.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@adopt_option
 def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_delete_percent,
-          force, strict) -> None:
+          force, strict, adopt) -> None:
     """Apply a saved plan FILE, or plan and apply environment directories.
 
     A saved plan (from 'plan --out') is applied without asking: it was reviewed.
@@ -344,7 +352,7 @@ def apply(targets, state_url, auto_approve, lock_timeout, allow_delete, max_dele
     env = None
     if not saved and any(t.is_file() for t in targets):
         raise ReconcilerError("give either one saved plan file or environment directories")
-    options = PlanOptions(allow_delete, max_delete_percent, force, strict)
+    options = PlanOptions(allow_delete, max_delete_percent, force, strict, adopt)
     if saved:
         saved_plan, saved_options = read_saved_plan(targets[0])
         env = saved_environment(saved_plan, targets[0])

@@ -58,6 +58,7 @@ class Action:
     # The secrets a provider needs to write (SIP passwords for ha1): in memory only, never
     # in a plan file, the cache or the state.
     secret_values: dict[str, Any] = field(default_factory=dict, repr=False)
+    owner: str | None = None  # the owner to record (creates and adoptions of owned kinds)
 
     @property
     def key(self) -> Key:

@@ -122,6 +122,9 @@ class Account(Strict):
 
     kind: Literal["Account"]
     customer_number: CustomerNumber = Field(description="the platform's customer number")
+    ref: StrictBool = Field(
+        False, description="a read-only reference to an object another environment owns: it "
+        "must exist in the state; it is read for the rules, never written or deleted")
     parent: CustomerNumber | None = Field(
         None, description="the main account's customer number: makes this a sub-account")
     name: Text = Field(description="the customer's name, as on the invoice")
@@ -137,6 +140,9 @@ class BasePackage(Strict):
 
     kind: Literal["BasePackage"]
     id: Identifier = Field(description="your name for the package, unique in the environment")
+    ref: StrictBool = Field(
+        False, description="a read-only reference to an object another environment owns: it "
+        "must exist in the state; it is read for the rules, never written or deleted")
     account: CustomerNumber = Field(description="the account that pays for it")
     product: Text = Field("CompanyFlex", description="the base product; one of the catalog")
     parallel_calls: Annotated[int, Field(ge=1, le=10_000)] = Field(
@@ -170,6 +176,9 @@ class Site(Strict):
 
     kind: Literal["Site"]
     id: Identifier = Field(description="your name for the site, unique in the environment")
+    ref: StrictBool = Field(
+        False, description="a read-only reference to an object another environment owns: it "
+        "must exist in the state; it is read for the rules, never written or deleted")
     base_package: Identifier = Field(description="the base package it is booked on (fixed)")
     usage: Literal["cloud_pbx", "sip_trunk"] = Field(
         description="used as Cloud PBX or as SIP trunk")
@@ -231,6 +240,9 @@ class Tenant(Strict):
 
     kind: Literal["Tenant"]
     name: Identifier = Field(description="the tenant's name on the platform")
+    ref: StrictBool = Field(
+        False, description="a read-only reference to an object another environment owns: it "
+        "must exist in the state; it is read for the rules, never written or deleted")
     account: CustomerNumber = Field(description="the customer account it belongs to (fixed)")
     type: Literal["STANDARD", "CUSTOM"] = Field(
         "STANDARD", description="fixed when created; STANDARD always uses UTF-8")

@@ -20,9 +20,12 @@ from .diff import Action, Diff, delete_action, diff
 from .gcpause import paused_gc
 from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
+from .ownership import (OWNED_KINDS, adoption_actions, check_ownership, dangling, deletable,
+                        effective_owner, environment_name, references, without_references)
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
 from .secrets import FingerprintKey, SecretError, fingerprint_key
 from .state.base import Snapshot, StateResource, StateStore
+from .uniqueness import check_uniqueness
 
 if TYPE_CHECKING:
     from .manifests import Manifests
@@ -38,6 +41,7 @@ class PlanOptions:
     max_delete_percent: float = 10.0
     force: bool = False
     strict: bool = False
+    adopt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class Plan:
     secrets_mode: str = ""
     state_id: str = ""  # which state the plan was made against (a copy has another id …
     state_mark: str = ""  # … or, restored and written to again, another history mark)
+    owner: str = ""  # the environment's name, which owns what it creates (ownership.py)
     # The open providers of the targets this plan read, by target name; apply writes
     # through them. Runtime only: never in a plan file or the cache.
     providers: dict = field(default_factory=dict, repr=False, compare=False)
@@ -123,27 +128,33 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
 
     key = _fingerprint_key()
     manifests, diagnostics = validate_environment(env, need_secrets=True)
+    refs = references(manifests)
+    scope = {number for number in manifests.accounts if ("account", number) not in refs}
     log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
-             len(diagnostics.errors), len(diagnostics.warnings),
-             ", ".join(sorted(manifests.accounts)) or "none")
-    scope = set(manifests.accounts)
-    snapshot = store.snapshot(scope)
+             len(diagnostics.errors), len(diagnostics.warnings), ", ".join(sorted(scope)) or "none")
+    snapshot = store.snapshot(_read_scope(manifests, refs, scope))
+    platform = store.platform()  # every top-level object of the state, and numbered extensions
+    _merge_declared(snapshot, platform, manifests)
     log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
     plan = Plan(display_path(env), snapshot.serial, sorted(scope), state_id=store.identity(),
-                state_mark=store.history_mark(snapshot.serial))
-    desired = desired_resources(manifests, existing_extensions(snapshot))
+                state_mark=store.history_mark(snapshot.serial), owner=environment_name(env))
+    desired = without_references(desired_resources(manifests, existing_extensions(snapshot)), refs)
     if any(resource.secrets for resource in desired.values()):
         plan.secrets_mode = "fingerprinted" if key else "write-only"
     _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
-    _keep_existing_admin_passwords(diagnostics, snapshot)
+    _keep_existing_admin_passwords(diagnostics, snapshot, refs)
     _collect_diagnostics(plan, diagnostics, options.strict)
-    _check_foreign_identities(plan, desired, store, scope)
+    ownership = check_ownership(plan.owner, desired, refs, platform, options.adopt)
+    plan.errors.extend(ownership.errors)
+    if not diagnostics.has_errors():
+        plan.errors.extend(check_uniqueness(desired, platform))
+        plan.errors.extend(_check_parents(desired, platform))
     if plan.errors:
         # Still name the forbidden changes: an invalid manifest is often the
         # consequence of one (a new dial plan makes every extension too short).
         guarded = {key: r for key, r in desired.items() if KIND_SPECS[key[0]].forbidden
                    or key[0] == "account"}
-        _check_forbidden(plan, diff(guarded, snapshot.resources, key).actions, desired, store)
+        _check_forbidden(plan, diff(guarded, snapshot.resources, key).actions, desired, platform)
         _group_follow_ons(plan)
         return plan
     own, recorded = split_recorded(snapshot.resources)
@@ -151,7 +162,8 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     wanted = desired_target_objects(manifests, desired, plan.providers)
     result = diff(desired, own, key)
     _injected_bug(desired)
-    totals = _totals(own.values())
+    totals = _totals(r for r in own.values()
+                     if effective_owner(r, snapshot.resources) == plan.owner)
     if plan.providers:
         on_targets = diff_targets(wanted, recorded, plan.providers, key)
         log.info("targets: %d actions, %d unchanged, %d not declared",
@@ -160,16 +172,67 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
         result.unchanged += on_targets.unchanged
         result.orphans += on_targets.orphans
         totals.update(on_targets.totals)
-    plan.unchanged = result.unchanged
-    plan.actions = result.actions
-    _check_forbidden(plan, plan.actions, desired, store)
-    _plan_deletes(plan, result, snapshot, options, totals)
+    plan.actions, adopted_unchanged = adoption_actions(ownership, result.actions, desired)
+    plan.unchanged = result.unchanged - adopted_unchanged
+    _check_forbidden(plan, plan.actions, desired, platform)
+    _plan_deletes(plan, result, snapshot, options, totals, refs)
+    plan.refusals.extend(dangling([a for a in plan.actions if a.action == "delete"], platform))
     plan.actions.sort(key=Action.sort_key)
     plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
     plan.cost = _cost(manifests, snapshot, plan.actions)
     log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
              len(plan.scheduled), plan.unchanged)
     return plan
+
+
+def _read_scope(manifests: Manifests, refs: dict, scope: set[str]) -> set[str]:
+    """The accounts whose objects the plan reads: those declared (not as references) and
+    those that the declared packages and tenants belong to (a tenant under a partner's
+    account)."""
+    accounts = set(scope)
+    for kind, entries in (("base_package", manifests.packages), ("tenant", manifests.tenants)):
+        accounts.update(entry.model.account for ident, entry in entries.items()
+                        if (kind, ident) not in refs)
+    return accounts
+
+
+def _merge_declared(snapshot: Snapshot, platform: dict, manifests: Manifests) -> None:
+    """Declared top-level objects that the state keeps under another account are compared
+    too (a tenant moved to another account is a forbidden change, never a second create)."""
+    for kind, entries in (("account", manifests.accounts), ("base_package", manifests.packages),
+                          ("site", manifests.sites), ("tenant", manifests.tenants)):
+        for ident in entries:
+            found = platform.get((kind, ident))
+            if found is not None and found.key not in snapshot.resources:
+                snapshot.resources[found.key] = found
+
+
+def _check_parents(desired: dict[Key, Resource], platform: dict) -> list[Diagnostic]:
+    """Main → sub only, across the whole state: a parent that is a sub-account in the state,
+    or a new sub-account that has sub-accounts there, is an error (checked again under the
+    apply lock, so two environments cannot make main → sub → sub between them)."""
+    errors = []
+    subs: dict[str, list[str]] = {}
+    for resource in platform.values():
+        if resource.kind == "account" and resource.attrs.get("parent") \
+                and resource.key not in desired:
+            subs.setdefault(resource.attrs["parent"], []).append(resource.id)
+    for key, resource in desired.items():
+        parent = resource.attrs.get("parent") if key[0] == "account" else None
+        if not parent:
+            continue
+        held = platform.get(("account", parent))
+        if ("account", parent) not in desired and held is not None and held.attrs.get("parent"):
+            errors.append(Diagnostic(
+                resource.source("parent"), f"parent account {parent} of account {key[1]} is a "
+                f"sub-account of {held.attrs['parent']} in the state",
+                f"only a main account can have sub-accounts: use parent '{held.attrs['parent']}'"))
+        if key[1] in subs and platform.get(key) is None:
+            errors.append(Diagnostic(
+                resource.source("parent"), f"account {key[1]} has sub-accounts in the state "
+                f"({', '.join(sorted(subs[key[1]]))}) and cannot become a sub-account",
+                "move its sub-accounts to another main account first"))
+    return errors
 
 
 def _cost(manifests: Manifests, snapshot: Snapshot, actions: list[Action]) -> CostReport | None:
@@ -249,36 +312,27 @@ def _forbid_admin_removal(plan: Plan, manifests: Manifests, diagnostics: Diagnos
     diagnostics.items = kept
 
 
-def _keep_existing_admin_passwords(diagnostics: Diagnostics, snapshot: Snapshot) -> None:
-    """An admin already on the platform without a password in the manifest keeps its own."""
+def _keep_existing_admin_passwords(diagnostics: Diagnostics, snapshot: Snapshot,
+                                   refs: dict) -> None:
+    """An admin already on the platform without a password in the manifest keeps its own;
+    so do the admins of a referenced tenant (never written)."""
+    ref_tenants = {ident for kind, ident in refs if kind == "tenant"}
     diagnostics.items = [
         item for item in diagnostics.items
-        if not (item.rule == "user.admin-password-required" and item.subject in snapshot.resources)
+        if not (item.rule == "user.admin-password-required"
+                and (item.subject in snapshot.resources
+                     or (item.subject and item.subject[1].split("/", 1)[0] in ref_tenants)))
     ]
 
 
-def _check_foreign_identities(plan: Plan, desired: dict[Key, Resource], store: StateStore,
-                              scope: set[str]) -> None:
-    """Identities are global: a name taken by another customer cannot be reused."""
-    top_level = [key for key in desired if key[0] in ("account", "base_package", "site", "tenant")]
-    for key, owner in store.foreign_scopes(top_level, scope).items():
-        resource = desired[key]
-        label = KIND_SPECS[key[0]].manifest_kind
-        plan.errors.append(Diagnostic(
-            resource.source(), f"{label} '{key[1]}' already exists under account {owner}, "
-            "which this environment does not declare",
-            "choose another identity, or plan the environment that declares that account"))
-
-
 def _check_forbidden(plan: Plan, actions: list[Action], desired: dict[Key, Resource],
-                     store: StateStore) -> None:
+                     platform: dict) -> None:
     sub_accounts: dict[str, list[str]] = {}
-    if any(a.kind == "account" and a.changes.get("parent") for a in actions):
-        # Sub-accounts need not be in scope (one left out of the manifests still
-        # exists), so look at every account in the state; rare, so a full read.
-        for resource in store.snapshot().resources.values():
-            if resource.kind == "account" and resource.attrs.get("parent"):
-                sub_accounts.setdefault(resource.attrs["parent"], []).append(resource.id)
+    # Sub-accounts need not be in scope (one left out of the manifests still exists):
+    # every account of the state counts.
+    for resource in platform.values():
+        if resource.kind == "account" and resource.attrs.get("parent"):
+            sub_accounts.setdefault(resource.attrs["parent"], []).append(resource.id)
     for action in actions:
         if action.action != "update" or action.target is not None:
             continue  # a target's objects have no forbidden changes
@@ -322,32 +376,31 @@ def _short(resource: Resource, field_name: str) -> str | None:
 DELETE_LIMIT_FROM = 10
 
 
-def _totals(resources) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for resource in resources:
-        totals[resource.kind] = totals.get(resource.kind, 0) + 1
-    return totals
-
-
 def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOptions,
-                  totals: dict[str, int]) -> None:
+                  totals: dict[str, int], refs: dict) -> None:
     """Orphans are left alone, or deleted within the limits; `totals`: resources in scope
-    per kind (for target objects: declared or on the platform)."""
-    if not result.orphans:
+    this environment owns, per kind (for target objects: declared or on the platform).
+
+    Deletes never cross environments: only orphans this environment owns are deleted
+    (and the objects of its own targets); unowned ones are left alone, those of other
+    environments are none of its business."""
+    orphans = [o for o in result.orphans if o.key not in refs]
+    mine, unowned = deletable([o for o in orphans if o.kind not in TARGET_KINDS],
+                              snapshot.resources, plan.owner)
+    mine += [o for o in orphans if o.kind in TARGET_KINDS]
+    kept = unowned if options.allow_delete else mine + unowned
+    plan.left_alone = sorted((LeftAlone(o.kind, o.id, o.scope, _target_of(o)) for o in kept),
+                             key=lambda o: (o.scope, KIND_SPECS[o.kind].order, o.id))
+    if not options.allow_delete or not mine:
         return
-    if not options.allow_delete:
-        plan.left_alone = sorted(
-            (LeftAlone(o.kind, o.id, o.scope, _target_of(o)) for o in result.orphans),
-            key=lambda o: (o.scope, KIND_SPECS[o.kind].order, o.id))
-        return
-    plan.actions.extend(_delete_action(orphan, snapshot) for orphan in result.orphans)
+    plan.actions.extend(_delete_action(orphan, snapshot) for orphan in mine)
     if options.force:
         return
     deletes: dict[str, int] = {}
-    for orphan in result.orphans:
+    for orphan in mine:
         deletes[orphan.kind] = deletes.get(orphan.kind, 0) + 1
     for kind in KIND_SPECS:
-        if kind not in deletes or totals[kind] < DELETE_LIMIT_FROM:
+        if kind not in deletes or totals.get(kind, 0) < DELETE_LIMIT_FROM:
             continue
         share = 100.0 * deletes[kind] / totals[kind]
         if share > options.max_delete_percent:

@@ -32,6 +32,7 @@ def plan_to_dict(plan: Plan, *, saved: bool = False) -> dict[str, Any]:
         "state_serial": plan.state_serial,
         "state_id": plan.state_id,
         "state_mark": plan.state_mark,
+        "owner": plan.owner,
         "scope": plan.scope,
         "rejected": plan.rejected,
         "summary": plan.summary,
@@ -148,7 +149,8 @@ def read_saved_plan(path: Path) -> tuple[Plan, dict]:
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """The Plan of a plan JSON document (the inverse of `plan_to_dict`)."""
     plan = Plan(data["environment"], data["state_serial"], data["scope"],
-                state_id=data.get("state_id", ""), state_mark=data.get("state_mark", ""))
+                state_id=data.get("state_id", ""), state_mark=data.get("state_mark", ""),
+                owner=data.get("owner", ""))
     plan.secrets_mode = data.get("secrets", "")
     plan.unchanged = data["summary"]["unchanged"]
     plan.left_alone = [LeftAlone(**o) for o in data.get("left_alone", [])]

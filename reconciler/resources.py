@@ -141,7 +141,7 @@ def desired_resources(
 
 
 def _attrs(model, identity: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    data = model.model_dump(mode="json", by_alias=True, exclude={"kind", identity, *exclude})
+    data = model.model_dump(mode="json", by_alias=True, exclude={"kind", "ref", identity, *exclude})
     return data
 
 

@@ -129,7 +129,10 @@ class PlanDocument(_Open):
     state_mark: str = Field(description="a digest of the state's change-log entry at "
                             "state_serial (empty at serial 0): apply refuses a plan whose state "
                             "history went another way (a restored backup)")
-    scope: list[str] = Field(description="customer numbers the environment declares")
+    owner: str = Field(description="the environment's name, which owns what it creates: its "
+                       "directory relative to the repository root (see docs/scope.md)")
+    scope: list[str] = Field(description="customer numbers the environment declares (not as "
+                             "references)")
     rejected: bool
     summary: PlanSummary
     actions: list[PlanAction] = Field(description="in execution order")

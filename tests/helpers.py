@@ -110,8 +110,10 @@ def applied_templates(request, tmp_path_factory):
             else:
                 cluster = request.getfixturevalue("pg_cluster")
                 url = cluster.create_database(f"template_{os.getpid()}_{name.replace('-', '_')}")
-            result = run_cli("apply", EXAMPLES / name, "--auto-approve", "--state", url,
-                             cwd=workdir)
+            # Applied from a copy named like the test's copy: the same environment name,
+            # so the test's environment owns what the template state holds.
+            shutil.copytree(EXAMPLES / name, workdir / name)
+            result = run_cli("apply", name, "--auto-approve", "--state", url, cwd=workdir)
             assert result.returncode == 0, result.output
             made[(backend, name)] = url
         return made[(backend, name)]

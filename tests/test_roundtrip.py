@@ -42,12 +42,15 @@ def test_validate_all_examples():
 @pytest.mark.parametrize("name", STATE_ONLY)
 def test_export_round_trip_shows_no_change(name, state_url, tmp_path):
     """export → plan shows no change, once the secret files the README names are in place;
-    secrets come back as the references they were applied from, logos as the same images."""
-    env = EXAMPLES / name
+    secrets come back as the references they were applied from, logos as the same images.
+    The export goes into a directory of the environment's name: the same environment (a
+    lost one written again), which owns what it exported."""
+    env = tmp_path / "source" / name
+    shutil.copytree(EXAMPLES / name, env)
     assert run_cli("apply", env, "--state", state_url, "--auto-approve").returncode == 0
     plan = run_cli("plan", env, "--state", state_url, "--format", "json")
     account = json.loads(plan.stdout)["scope"][0]
-    target = tmp_path / "exported"
+    target = tmp_path / "exported" / name
     exported = run_cli("export", "--state", state_url, "--account", account, "--to", target)
     assert exported.returncode == 0, exported.output
     readme = (target / "README.md").read_text(encoding="utf-8")
@@ -113,9 +116,10 @@ def test_export_leaves_plain_text_secrets_out_and_lists_them(example, sqlite_url
 
 
 def test_export_of_one_tenant(sqlite_url, tmp_path):
-    env = EXAMPLES / "comuniq-one-4digit"
+    env = tmp_path / "source" / "comuniq-one-4digit"
+    __import__("shutil").copytree(EXAMPLES / "comuniq-one-4digit", env)
     assert run_cli("apply", env, "--state", sqlite_url, "--auto-approve").returncode == 0
-    target = tmp_path / "one"
+    target = tmp_path / "one" / "comuniq-one-4digit"  # the same environment name
     result = run_cli("export", "--state", sqlite_url, "--tenant", "lindner-immobilien", "--to", target)
     assert result.returncode == 0, result.output
     assert (target / "tenant-lindner-immobilien.yaml").exists()

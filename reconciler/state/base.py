@@ -80,8 +80,9 @@ class StateStore(abc.ABC):
         """The serial and the resources in `scope` (all when None), read consistently."""
 
     @abc.abstractmethod
-    def foreign_scopes(self, keys: list[tuple[str, str]], scope: set[str]) -> dict:
-        """For those `keys` that exist outside `scope`: key → the scope they belong to."""
+    def platform(self) -> dict[tuple[str, str], StateResource]:
+        """Every account, base package, site and tenant of the whole state, and the
+        extensions that have a DID: what ownership and platform-wide uniqueness compare."""
 
     @abc.abstractmethod
     def write(self, writes: list[Write]) -> int:

@@ -27,10 +27,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     delete,
     event,
     insert,
+    or_,
     select,
     text,
     update,
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 # 2: secret records instead of salted hashes, no plan-signing key;
 # 3: an owner environment per resource, a state id, revision counted on TRUNCATE too
 SCHEMA_VERSION = 3
+PLATFORM_KINDS = ("account", "base_package", "site", "tenant")
 ADVISORY_LOCK_KEY = 0x7265636F  # "reco"
 SCHEMA_LOCK_KEY = 0x72656373  # "recs": creating the tables
 
@@ -326,26 +329,14 @@ class SQLStore(StateStore):
                                                          secrets_of, applied, owner)
         return Snapshot(serial, resources)
 
-    def foreign_scopes(self, keys, scope):
-        found = {}
-        wanted = set(keys)
-        kinds = sorted({kind for kind, _ in keys})
-        if not kinds:
-            return found
-        with self.engine.connect() as conn:
-            for kind in kinds:
-                ids = sorted(i for k, i in keys if k == kind)
-                for start in range(0, len(ids), 500):
-                    rows = conn.execute(
-                        select(resources_table.c.kind, resources_table.c.id, resources_table.c.scope)
-                        .where(resources_table.c.kind == kind,
-                               resources_table.c.id.in_(ids[start:start + 500]),
-                               resources_table.c.scope.not_in(sorted(scope) or [""]))
-                    )
-                    for row in rows:
-                        if (row.kind, row.id) in wanted:
-                            found[(row.kind, row.id)] = row.scope
-        return found
+    def platform(self):
+        columns = resources_table.c
+        query = select(columns.kind, columns.id, columns.scope, columns.attrs, columns.owner).where(
+            or_(columns.kind.in_(PLATFORM_KINDS),
+                and_(columns.kind == "extension", columns.attrs.like('%"did": "%'))))
+        with self._read_connection() as conn, conn.begin():
+            return {(kind, ident): StateResource(kind, ident, scope, orjson.loads(attrs), owner=owner)
+                    for kind, ident, scope, attrs, owner in conn.execute(query)}
 
     def changes_since(self, serial: int) -> list[ChangeRecord]:
         with self.engine.connect() as conn:
