@@ -1,12 +1,21 @@
-"""Plan cache: a no-op plan of unchanged files against an unchanged state is not redone.
+"""Plan cache: a plan of unchanged files against an unchanged state is not redone.
 
 An entry is served only when everything the plan was computed from is the
 same: the bytes of every file in the environment and in the templates it
-used, the values of the environment variables it read (compared as HMACs,
-never stored), reconciler's version, the plan options, and the state's
-serial and revision (a counter that triggers bump on *any* write to the
-resources table, including edits made outside reconciler). So it can never
-serve a stale plan. Entries hold the plan JSON without secret hashes.
+used (directories found through symbolic links, and where each link points),
+the values of the environment variables it read (compared as HMACs, never
+stored), reconciler's version, the plan options, and the state: its id, serial
+and revision (a counter that triggers bump on *any* write to the resources
+table, including edits and, on PostgreSQL, TRUNCATE made outside reconciler).
+When the state cannot show that its triggers are in place, nothing is cached.
+A plan with errors is never cached (a fix outside the environment, in a
+template directory the broken plan never reached, would not be seen).
+
+Entries are authenticated: each carries an HMAC-SHA256 of its content with a
+per-user key kept outside the cache (`$XDG_CONFIG_HOME/reconciler/cache.key`,
+mode 0600). An edited, truncated or foreign entry (a CI cache restored from
+another job) fails the check and is ignored. Entries hold the plan JSON
+without secret hashes.
 """
 
 from __future__ import annotations
@@ -16,13 +25,14 @@ import hmac
 import json
 import logging
 import os
+import secrets
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
 from pathlib import Path
 
 from . import installed_version
-from .files import write_private
+from .files import PRIVATE, write_private
 from .lifecycle import today
 
 log = logging.getLogger(__name__)
@@ -76,10 +86,30 @@ def env_digest(env: Path) -> bytes:
     return digest.digest()
 
 
+def _files(root: Path):
+    """The files under `root`, following symbolic links to directories (each real directory
+    once), in a stable order."""
+    seen = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.is_file():
+                yield path
+
+
 def _tree_digest(root: Path, digest, skip: frozenset = frozenset()) -> None:
-    """Names and contents of the files under `root`; of those in `skip` only the name."""
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    """Names, link targets and contents of the files under `root`; of those in `skip` only
+    the name. A re-pointed symbolic link changes the digest even when the bytes are equal."""
+    digest.update(os.path.realpath(root).encode() + b"\0")
+    for path in _files(root):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(os.path.realpath(path).encode() + b"\0")
         if str(path.resolve()) not in skip:
             digest.update(hashlib.sha256(path.read_bytes()).digest())
 
@@ -89,8 +119,8 @@ def fingerprint(key, env: Path, template_dirs: list[str], env_vars: list[str],
     """What a plan was made from; secrets only as HMACs with the fingerprint `key`."""
     digest = hashlib.sha256()
     _tree_digest(env, digest, frozenset(secret_files))
-    for directory in template_dirs:
-        digest.update(directory.encode() + b"\0")
+    for directory in template_dirs:  # as the Use names it: a re-pointed link is seen
+        digest.update(directory.encode() + b"\0" + os.path.realpath(directory).encode() + b"\0")
         if Path(directory).is_dir():
             _tree_digest(Path(directory), digest)
     if env_vars or secret_files:
@@ -120,13 +150,45 @@ def entry_path(env: Path, state_url: str, options) -> Path:
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
 
-def lookup(path: Path, key, env: Path, state_version: tuple[int, int]) -> dict | None:
-    """The cached plan JSON, or None when anything it was made from changed."""
+def cache_key() -> bytes:
+    """The per-user key that authenticates cache entries: made once, 0600, never in the cache."""
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = base / "reconciler" / "cache.key"
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+        except FileExistsError:  # another process made it first
+            pass
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        key = handle.read()
+    if len(key) != 32:
+        raise OSError(f"the cache key {path} is damaged")
+    return key
+
+
+def _mac(key: bytes, body: str) -> str:
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def lookup(path: Path, key, env: Path, state_version: tuple) -> dict | None:
+    """The cached plan JSON, or None when anything it was made from changed or the entry
+    fails its check."""
+    try:
+        wrapper = json.loads(path.read_text(encoding="utf-8"))
+        body = wrapper["body"]
+        if not hmac.compare_digest(str(wrapper["mac"]), _mac(cache_key(), body)):
+            log.info("plan cache entry %s failed its check (edited?): ignored", path)
+            return None
+        entry = json.loads(body)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if tuple(entry.get("state", ())) != state_version:
+    if tuple(entry.get("state", ())) != tuple(state_version):
         return None
     secret_files = entry.get("secret_files", [])
     if (entry["env_vars"] or secret_files) and key is None:
@@ -138,7 +200,7 @@ def lookup(path: Path, key, env: Path, state_version: tuple[int, int]) -> dict |
     return entry["plan"]
 
 
-def store(path: Path, key, env: Path, state_version: tuple[int, int], plan: dict,
+def store(path: Path, key, env: Path, state_version: tuple, plan: dict,
           template_dirs: set, env_vars: set, secret_files: set) -> None:
     dirs, names, files = sorted(template_dirs), sorted(env_vars), sorted(secret_files)
     if (names or files) and key is None:
@@ -148,7 +210,9 @@ def store(path: Path, key, env: Path, state_version: tuple[int, int], plan: dict
              "secret_files": files, "fingerprint": fingerprint(key, env, dirs, names, files),
              "plan": plan}
     try:
-        write_private(path, json.dumps(entry, ensure_ascii=False))
+        body = json.dumps(entry, ensure_ascii=False)
+        write_private(path, json.dumps({"mac": _mac(cache_key(), body), "body": body},
+                                       ensure_ascii=False))
     except OSError as exc:  # a cache that cannot be written only costs time
         log.debug("cannot write the plan cache: %s", exc)
 
@@ -166,7 +230,10 @@ def cached_plan(env: Path, state, options, build, from_dict, to_dict, later: lis
         key = fingerprint_key()
     except SecretError:
         key = None  # the plan reports the bad key
-    state_version = state.version()
+    if not state.revision_tracked():
+        log.info("plan not cached: the state's revision triggers are missing or disabled")
+        return build(env, state, options)
+    state_version = (state.identity(), *state.version())
     path = entry_path(env, state.url_for_display, options)
     cached = lookup(path, key, env, state_version)
     if cached is not None:
@@ -176,8 +243,8 @@ def cached_plan(env: Path, state, options, build, from_dict, to_dict, later: lis
         plan = build(env, state, options)
     # A plan that read a target is never cached: the platform can change without any
     # file or the state changing, and reading it back is what such a plan is for.
-    if plan.state_serial == state_version[0] and env_digest(env) == before \
-            and not getattr(plan, "providers", None):
+    if plan.state_serial == state_version[1] and not plan.errors \
+            and env_digest(env) == before and not getattr(plan, "providers", None):
         def write() -> None:
             store(path, key, env, state_version, to_dict(plan), dirs, names, files)
 

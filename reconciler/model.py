@@ -207,7 +207,11 @@ class Extension(Strict):
     number: ExtensionNumber = Field(
         description="exactly `dial_plan` digits, or `auto` for the lowest free number "
         "(kept once applied)")
-    name: Text = Field(description="the extension's name; identifies an `auto` extension")
+    name: Text = Field(description="the extension's name; identifies an `auto` extension "
+                       "without `key`")
+    key: Identifier | None = Field(
+        None, description="a stable identity for an `auto` extension: it keeps its number when "
+        "renamed (see docs/auto-numbers.md)")
     display_name: Text | None = Field(None, description="the name shown on calls")
     email: Email | None = Field(None, description="the user's e-mail address")
     pin: Pin | None = Field(

@@ -272,10 +272,7 @@ def existing_extensions(snapshot: Snapshot) -> dict[str, ExistingExtensions]:
     for resource in snapshot.resources.values():
         if resource.kind != "extension":
             continue
-        known = by_tenant.setdefault(resource.attrs["tenant"], ExistingExtensions())
-        known.numbers.add(resource.attrs["number"])
-        if resource.attrs.get("auto"):
-            known.auto_by_name[resource.attrs["name"]] = resource.attrs["number"]
+        by_tenant.setdefault(resource.attrs["tenant"], ExistingExtensions()).add(resource.attrs)
     return by_tenant
 
 

@@ -109,7 +109,26 @@ class ExistingExtensions:
     """What the state knows of one tenant's extensions, for `auto` numbers."""
 
     numbers: set[str] = field(default_factory=set)
-    auto_by_name: dict[str, str] = field(default_factory=dict)  # name → number
+    auto_by_key: dict[str, str] = field(default_factory=dict)  # key → number
+    auto_by_name: dict[str, str] = field(default_factory=dict)  # name → number (without key)
+    auto_names: dict[str, str] = field(default_factory=dict)  # number → its identity, as shown
+
+    def add(self, attrs: dict) -> None:
+        number = attrs["number"]
+        self.numbers.add(number)
+        if attrs.get("auto"):
+            if attrs.get("key"):
+                self.auto_by_key[attrs["key"]] = number
+                self.auto_names[number] = f"'{attrs['name']}' (key {attrs['key']})"
+            else:
+                self.auto_by_name[attrs["name"]] = number
+                self.auto_names[number] = f"'{attrs['name']}'"
+
+    def kept(self, ext) -> str | None:
+        """The number an applied auto extension keeps: found by key, else by name."""
+        if ext.key is not None and ext.key in self.auto_by_key:
+            return self.auto_by_key[ext.key]
+        return self.auto_by_name.get(ext.name)
 
 
 def desired_resources(
@@ -206,6 +225,7 @@ def _extension_attrs(ext, tenant: str, number: str) -> dict[str, Any]:
         "addons": list(ext.addons),
         "start_date": ext.start_date.isoformat() if ext.start_date else None,
         "reference": ext.reference, "auto": ext.number == "auto", "did": ext.did,
+        "key": ext.key,
     }
 
 
@@ -224,21 +244,23 @@ def _auto_did(ext_entry, tenant: str, number: str, blocks) -> str:
 def assign_numbers(entry: TenantEntry, existing: ExistingExtensions) -> list[str]:
     """Numbers for a tenant's extensions; `auto` gets the lowest free one.
 
-    An auto extension keeps the number it was applied with (found by name);
-    a new one takes the lowest number of the dial-plan length that no explicit
-    extension, no other auto extension and no existing extension holds.
+    An applied number never changes: an auto extension keeps the number it was
+    applied with (found by `key`, else by name), and an explicit number that an
+    applied auto extension still declared holds is an error, not a move. A new
+    auto extension takes the lowest number of the dial-plan length that no
+    explicit extension, no other auto extension and no existing extension holds.
     """
     length = entry.model.dial_plan
-    explicit = {e.model.number for e in entry.extensions if e.model.number != "auto"}
-    taken = explicit | existing.numbers
+    autos = [e for e in entry.extensions if e.model.number == "auto"]
+    kept = {id(e): existing.kept(e.model) for e in autos}
+    _refuse_taken_auto_numbers(entry, set(kept.values()), existing)
+    taken = {e.model.number for e in entry.extensions if e.model.number != "auto"} | existing.numbers
     numbers, candidate = [], 10 ** (length - 1)
     for ext in entry.extensions:
         number = ext.model.number
         if number == "auto":
-            kept = existing.auto_by_name.get(ext.model.name)
-            if kept is not None and kept not in explicit:
-                number = kept
-            else:
+            number = kept[id(ext)]
+            if number is None:
                 while str(candidate) in taken:
                     candidate += 1
                 if candidate >= 10 ** length:
@@ -250,3 +272,20 @@ def assign_numbers(entry: TenantEntry, existing: ExistingExtensions) -> list[str
             taken.add(number)
         numbers.append(number)
     return numbers
+
+
+def _refuse_taken_auto_numbers(entry: TenantEntry, kept: set, existing: ExistingExtensions) -> None:
+    """An explicit number that a declared, applied auto extension holds would silently turn
+    that extension into another one (its PIN with it): an error naming both."""
+    problems = [
+        Diagnostic(ext.at("number"), f"extension number {ext.model.number} of tenant "
+                   f"'{entry.model.name}' belongs to auto extension "
+                   f"{existing.auto_names.get(ext.model.number, '')} since it was applied; an "
+                   "applied number never changes",
+                   "choose another number; to reuse this one, remove the auto extension and "
+                   "apply with --allow-delete first")
+        for ext in entry.extensions
+        if ext.model.number != "auto" and ext.model.number in kept
+    ]
+    if problems:
+        raise ReconcilerError(problems)

@@ -316,12 +316,13 @@ def check_dids(m: Manifests, d: Diagnostics) -> None:
 
 
 def _check_auto_name(tenant: str, ext, auto_names: dict, d: Diagnostics) -> None:
-    """An auto extension is identified by its name, so names of auto extensions are unique."""
-    first = auto_names.setdefault(ext.model.name, ext)
+    """An auto extension is identified by its `key`, else by its name: those are unique."""
+    identity = ("key", ext.model.key) if ext.model.key else ("name", ext.model.name)
+    first = auto_names.setdefault(identity, ext)
     if first is not ext:
-        d.error(ext.source, f"two auto extensions are named '{ext.model.name}' in tenant "
-                f"'{tenant}' (first at {first.source.short})",
-                "give each auto extension its own name: it keeps its number by name")
+        d.error(ext.source, f"two auto extensions have the {identity[0]} '{identity[1]}' in "
+                f"tenant '{tenant}' (first at {first.source.short})",
+                "give each auto extension its own key or name: it keeps its number by it")
 
 
 def _check_pin(ext, d: Diagnostics) -> None:

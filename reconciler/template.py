@@ -135,8 +135,6 @@ def _expand_isolated(doc: Document, template_dir: Path, diagnostics: Diagnostics
     The schema (its `pattern`s) and the template are the partner's code: whatever
     they do, they get `isolate.timeout()` seconds, bounded memory and output.
     """
-    record_template_dir(template_dir)
-
     def work():
         local = Diagnostics()
         use = _check_use(doc, template_dir, local)
@@ -189,6 +187,9 @@ def _template_dir(doc: Document, diagnostics: Diagnostics) -> Path | None:
                           "give the template directory relative to this file, so that the "
                           "repository renders the same on every machine")
         return None
+    # Recorded before any check, as written (not resolved): a fix in the template directory
+    # or a re-pointed link to it is a change the plan cache sees.
+    record_template_dir(Path(os.path.abspath(doc.file.parent / template)))
     template_dir = (doc.file.parent / template).resolve()
     if not (template_dir / PARAMETERS_FILE).is_file():
         diagnostics.error(doc.locate("template"), f"'{template}' is not a template directory "

@@ -101,6 +101,11 @@ class StateStore(abc.ABC):
         """(serial, revision); the revision moves with every write, even outside reconciler."""
 
     @abc.abstractmethod
+    def revision_tracked(self) -> bool:
+        """True when the triggers that count every write as a revision are in place (only
+        then may a cached plan be served by (serial, revision))."""
+
+    @abc.abstractmethod
     def identity(self) -> str:
         """The state's id: random, made with the state; a copy made later has it too."""
 

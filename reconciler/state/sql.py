@@ -405,6 +405,17 @@ class SQLStore(StateStore):
     def identity(self) -> str:
         return self._meta("state_id")
 
+    def revision_tracked(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return bool(conn.execute(text(self._TRIGGERS_PRESENT)).scalar())
+        except SQLAlchemyError:
+            return False
+
+    _TRIGGERS_PRESENT = ("SELECT count(*) = 3 FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                         "('reconciler_revision_insert', 'reconciler_revision_update', "
+                         "'reconciler_revision_delete')")
+
     def history_mark(self, serial: int) -> str:
         if serial == 0:
             return ""
@@ -560,6 +571,11 @@ class PostgresStore(SQLStore):
 
     def _guard_schema(self, conn) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+
+    # INSERT (4), DELETE (8), UPDATE (16) and TRUNCATE (32), and the trigger not disabled
+    _TRIGGERS_PRESENT = ("SELECT count(*) = 1 FROM pg_trigger WHERE tgname = 'reconciler_revision' "
+                         "AND tgrelid = 'reconciler_resources'::regclass AND tgenabled <> 'D' "
+                         "AND tgtype & 60 = 60")
 
     @contextmanager
     def lock(self, timeout: float):
