@@ -20,7 +20,7 @@ from .diff import Action, Diff, delete_action, diff
 from .gcpause import paused_gc
 from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
-from .ownership import (OWNED_KINDS, adoption_actions, check_ownership, dangling, deletable,
+from .ownership import (adoption_actions, check_ownership, dangling, deletable,
                         effective_owner, environment_name, references, without_references)
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
 from .secrets import FingerprintKey, SecretError, fingerprint_key
@@ -179,7 +179,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     plan.refusals.extend(dangling([a for a in plan.actions if a.action == "delete"], platform))
     plan.actions.sort(key=Action.sort_key)
     plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
-    plan.cost = _cost(manifests, snapshot, plan.actions)
+    plan.cost = _cost(manifests, _costed(snapshot, plan.owner), plan.actions)
     log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
              len(plan.scheduled), plan.unchanged)
     return plan
@@ -235,12 +235,19 @@ def _check_parents(desired: dict[Key, Resource], platform: dict) -> list[Diagnos
     return errors
 
 
-def _cost(manifests: Manifests, snapshot: Snapshot, actions: list[Action]) -> CostReport | None:
+def _costed(snapshot: Snapshot, owner: str) -> dict:
+    """What the environment pays for: its own objects and unowned ones it reads, not those
+    of other environments under the same accounts (a partner's tenants)."""
+    return {key: r for key, r in snapshot.resources.items()
+            if effective_owner(r, snapshot.resources) in (owner, None)}
+
+
+def _cost(manifests: Manifests, resources: dict, actions: list[Action]) -> CostReport | None:
     """The monthly cost of the state in scope, before and after the plan's actions."""
     if not manifests.price_lists:
         return None
     prices = Prices.from_model(next(iter(manifests.price_lists.values())).model)
-    before = {key: resource.attrs for key, resource in snapshot.resources.items()}
+    before = {key: resource.attrs for key, resource in resources.items()}
     after = dict(before)
     for action in actions:
         if action.action == "delete":
@@ -371,6 +378,13 @@ def _short(resource: Resource, field_name: str) -> str | None:
 # The --max-delete-percent limit applies to kinds with at least this many resources in
 # scope (as octoDNS does): deleting 1 of 3 sites is a third, yet no mass deletion.
 DELETE_LIMIT_FROM = 10
+
+
+def _totals(resources) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for resource in resources:
+        totals[resource.kind] = totals.get(resource.kind, 0) + 1
+    return totals
 
 
 def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOptions,

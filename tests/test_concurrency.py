@@ -37,7 +37,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from conftest import Result
+from conftest import Result, new_sqlite_state
 from pgcluster import wait_for
 
 ADMIN_PASSWORD = "Vq7#tLm2!zRx9pK-{}"  # per environment: never reused across tenants

@@ -295,3 +295,25 @@ def test_apply_stops_when_the_server_ends_the_locking_session(tmp_path, pg_clust
         assert store.version()[0] == 1  # only the action before the pause
     finally:
         store.close()
+
+
+def test_a_restored_postgresql_backup_refuses_a_plan_made_before_the_restore(tmp_path,
+                                                                             pg_cluster):
+    env = small_env(tmp_path)
+    url = pg_cluster.create_database(f"restore_{os.getpid()}")
+    live = url.rsplit("/", 1)[1]
+    apply(env, url)
+    pg_cluster.sql(f'CREATE DATABASE "{live}_backup" TEMPLATE "{live}"')
+    tenant = env / "tenant.yaml"
+    tenant.write_text(tenant.read_text().replace("Nebenstelle 0", "Empfang"))
+    apply(env, url)
+    tenant.write_text(tenant.read_text().replace("Nebenstelle 1", "Lager"))
+    assert cli("plan", env.name, "--state", url, "--out", "p.json", cwd=tmp_path).returncode == 0
+    pg_cluster.sql(f'DROP DATABASE "{live}"')
+    pg_cluster.sql(f'CREATE DATABASE "{live}" TEMPLATE "{live}_backup" OWNER reconciler')
+    older = cli("apply", "p.json", "--state", url, cwd=tmp_path)
+    assert older.returncode == 1
+    assert "it is older than the plan (restored from a backup?)" in older.stderr
+    other = pg_cluster.create_database(f"other_{os.getpid()}")
+    elsewhere = cli("apply", "p.json", "--state", other, cwd=tmp_path)
+    assert elsewhere.returncode == 1 and "made against another state" in elsewhere.stderr
