@@ -48,6 +48,7 @@ class BatchExtension(NamedTuple):
     reference: str | None = None
     sip_password: None = None  # secrets of the SIP login are never written into a batch file
     did: None = None
+    key: None = None  # batch rows have no key column: an auto row is identified by its name
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ export KAMAILIO_DB="sqlite:///$WORK/kamailio.sqlite"
 export RECONCILER_STATE="sqlite:///$WORK/state.db"
 
 bash scripts/kamailio.sh init "$KAMAILIO_DB"
+reconciler init   # an explicit state path must exist: make a new empty one
 PORT="$(bash scripts/kamailio.sh start "$KAMAILIO_DB" 0 "$WORK/run")"
 echo "Kamailio listens on udp:127.0.0.1:$PORT (pid $(cat "$WORK/run/kamailio.pid"))"
 set -x

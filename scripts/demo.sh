@@ -13,7 +13,9 @@ ENV_DIR=examples/environments/${1:-partner-hosted}
 [ -d "$ENV_DIR" ] || fail "no example $ENV_DIR — pick one of: $(ls examples/environments | tr '\n' ' ')"
 export RECONCILER_STATE=${RECONCILER_STATE:-sqlite:///.reconciler/demo-state.db}
 rm -f .reconciler/demo-state.db*
+mkdir -p .reconciler
 set -x
+reconciler init   # an explicit state path must exist: make a new empty one
 reconciler validate "$ENV_DIR"
 reconciler plan "$ENV_DIR" --out .reconciler/demo.plan.json
 reconciler apply .reconciler/demo.plan.json
