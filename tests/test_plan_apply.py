@@ -291,7 +291,8 @@ def test_plan_is_stale_when_another_environment_took_its_identity(make_env, tmp_
     assert rival.apply("--auto-approve").returncode == 0
     result = env.apply_file(plan_file)
     assert result.returncode == 1, result.output
-    assert "BasePackage 'cf-lindner' already exists under account 9100001" in result.stderr
+    assert ("BasePackage 'cf-lindner' already exists, owned by environment 'rival' "
+            "(account 9100001)") in result.stderr
     assert env.serial() == 2  # nothing of the plan was written
 
 
