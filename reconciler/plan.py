@@ -395,6 +395,8 @@ def _plan_deletes(plan: Plan, result: Diff, snapshot: Snapshot, options: PlanOpt
     Deletes never cross environments: only orphans this environment owns are deleted
     (and the objects of its own targets); unowned ones are left alone, those of other
     environments are none of its business."""
+    from .providers import TARGET_KINDS
+
     orphans = [o for o in result.orphans if o.key not in refs]
     mine, unowned = deletable([o for o in orphans if o.kind not in TARGET_KINDS],
                               snapshot.resources, plan.owner)
