@@ -103,7 +103,7 @@ def test_export_leaves_plain_text_secrets_out_and_lists_them(example, sqlite_url
     assert text.count('pin: "0000"') >= 2
     tenant.write_text(text.replace('pin: "0000"', 'pin: "4711"', 1), encoding="utf-8")
     assert run_cli("apply", env, "--state", sqlite_url, "--auto-approve").returncode == 0
-    target = tmp_path / "out"
+    target = tmp_path / "out" / env.name  # the same environment: it owns what it exported
     result = run_cli("export", "--state", sqlite_url, "--account", "6400300", "--to", target)
     assert result.returncode == 0, result.output
     written = "".join(p.read_bytes().decode() for p in target.rglob("*") if p.is_file())
