@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from run import ROOT, generate, measure, reconciler  # noqa: E402
+from run import ROOT, generate, measure, new_sqlite_state, reconciler  # noqa: E402
 
 TARGET = """kind: Target
 name: sip-bench
@@ -37,7 +37,7 @@ SIP_PASSWORD = "Vq7#Lm2-xR9p_Tz4Wk"
 
 def with_sip(env: Path, target: bool) -> Path:
     """Give every tenant a SIP domain and every extension a SIP password (and a Target)."""
-    for path in (env / "tenants").glob("*.yaml"):
+    for path in (env / "customers").glob("*.yaml"):
         name = path.stem
         text = path.read_text()
         text = text.replace("dial_plan: 4\n", f"dial_plan: 4\nsip_domain: {name}.bench.example\n")
@@ -60,10 +60,7 @@ def run_size(size: int, work: Path, cluster) -> list[tuple[str, dict]]:
     rows = []
 
     def state(label: str) -> str:
-        path = work / f"state-{label}-{size}.db"
-        for stale in work.glob(path.name + "*"):
-            stale.unlink()
-        return f"sqlite:///{path}"
+        return new_sqlite_state(work / f"state-{label}-{size}.db")
 
     only = state("only")
     rows.append(("apply all creates, state only (SQLite)",

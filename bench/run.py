@@ -135,6 +135,15 @@ def reconciler(*args: str) -> list[str]:
     return [sys.executable, "-m", "reconciler", *args]
 
 
+def new_sqlite_state(path: Path) -> str:
+    """A fresh, empty SQLite state at `path` (reconciler uses only states that exist)."""
+    for stale in path.parent.glob(path.name + "*"):
+        stale.unlink()
+    url = f"sqlite:///{path}"
+    subprocess.run(reconciler("init", "--state", url), check=True, stdout=subprocess.DEVNULL)
+    return url
+
+
 def change_one_file(env: Path) -> None:
     """Rename one extension in the first customer file (the incremental case)."""
     path = sorted((env / "customers").glob("*.yaml"))[0]
@@ -146,8 +155,7 @@ def run_size(size: int, work: Path, pg_url: str | None, skip: set[str]) -> list[
     env = generate(work / f"env-{size}", size)
     tsv = generate(work / f"tsv-{size}", size, batch=True) if "tsv" not in skip else env
     state_file = work / f"state-{size}.db"
-    state_file.unlink(missing_ok=True)
-    state = f"sqlite:///{state_file}"
+    state = new_sqlite_state(state_file)
     cache_path = work / f"cache-{size}"
     # A fingerprint key, as CI configures one: without it secrets are write-only
     # and a plan that read a secret file is never cached.
