@@ -1,4 +1,4 @@
-"""Validate stage, part two: the rules of SPEC.md that span documents.
+"""Validate stage, part two: the platform rules that span documents (docs/reference.md).
 
 Each rule is a small function over `Manifests` that adds diagnostics; all of
 them run, so one run reports every violation.

@@ -1,4 +1,4 @@
-"""The plan JSON contract of SPEC.md; see schemas/plan.schema.json."""
+"""The plan JSON contract (schemas/plan.schema.json, docs/cli.md)."""
 
 from __future__ import annotations
 
