@@ -495,9 +495,9 @@ def test_saved_plan_is_stale_after_another_apply_in_its_scope(pg_cluster, tmp_pa
 
     # Another environment's apply is no reason to refuse it …
     assert cli("apply", other, "--auto-approve", "--state", url).returncode == 0
-    # … but runner B applying in the same scope is.
-    copy = tmp_path / "b-runner"
-    copy.mkdir()
+    # … but runner B applying in the same scope is (its checkout of the same environment).
+    copy = tmp_path / "b-runner" / env.name
+    copy.mkdir(parents=True)
     for name in ("account.yaml", "tenant.yaml"):
         text_ = (env / name).read_text().replace("Nebenstelle 1\n", "Zentrale\n")
         (copy / name).write_text(text_.replace("Nebenstelle 3\n", "Lager\n"))

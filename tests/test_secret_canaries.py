@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from bruteforce import recover_pins
-from conftest import EXAMPLES, ROOT, Result, run_cli
+from conftest import EXAMPLES, ROOT, Result, new_sqlite_state, run_cli
 from helpers import edit
 from reconciler.secrets import password_problem
 
@@ -183,7 +183,8 @@ def test_no_sip_password_or_ha1_leaves_the_kamailio_target(tmp_path):
     kamailio = tmp_path / "kamailio" / "kamailio.sqlite"
     kamailio.parent.mkdir()
     init_db(f"sqlite:///{kamailio}")
-    state = f"sqlite:///{tmp_path / 'state' / 'state.db'}"
+    (tmp_path / "state").mkdir()
+    state = new_sqlite_state(tmp_path / "state" / "state.db")
     variables = {**KEY, "CANARY_SIP": canary["100"], "KAMAILIO_DB": f"sqlite:///{kamailio}",
                  "RECONCILER_CACHE_DIR": str(tmp_path / "cache")}
     outputs: list[Result] = []

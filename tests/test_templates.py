@@ -109,8 +109,10 @@ def test_rendered_manifests_plan_like_the_template(customer, workspace):
     """`render` prints the final manifests: as an environment of their own they validate
     and plan the same, against an empty state and against the applied template."""
     env = workspace(customer)
-    flat = env.parent / f"flat-{customer}"
-    flat.mkdir()
+    # The same directory name: the rendered copy is the same environment (it owns the same objects).
+    flat = env.parent / "flat" / customer
+    flat.mkdir(parents=True)
+    flat_arg = str(flat.relative_to(env.parent))
     rendered = cli("render", env.name, cwd=env.parent)
     assert rendered.returncode == 0, rendered.output
     assert rendered.stderr == ""  # no plain-text secret to turn into a reference
@@ -118,12 +120,12 @@ def test_rendered_manifests_plan_like_the_template(customer, workspace):
     shutil.copytree(env / "secrets", flat / "secrets")
     if (env / "staff.tsv").exists():
         shutil.copy(env / "staff.tsv", flat / "staff.tsv")
-    validated = cli("validate", "--strict", flat.name, cwd=env.parent)
+    validated = cli("validate", "--strict", flat_arg, cwd=env.parent)
     assert validated.returncode == 0, validated.output
     state = _state(env)
     plans = []
-    for directory in (env, flat):
-        result = cli("plan", directory.name, "--format", "json", "--state", state, cwd=env.parent)
+    for directory in (env.name, flat_arg):
+        result = cli("plan", directory, "--format", "json", "--state", state, cwd=env.parent)
         assert result.returncode == 0, result.output
         plans.append(json.loads(result.stdout))
     strip = [[{k: v for k, v in a.items() if k != "source"} for a in p["actions"]] for p in plans]
@@ -131,7 +133,7 @@ def test_rendered_manifests_plan_like_the_template(customer, workspace):
     assert plans[0]["summary"]["create"] > 20
     applied = cli("apply", env.name, "--auto-approve", "--state", state, cwd=env.parent)
     assert applied.returncode == 0, applied.output
-    again = cli("plan", flat.name, "--state", state, "--detailed-exitcode", cwd=env.parent)
+    again = cli("plan", flat_arg, "--state", state, "--detailed-exitcode", cwd=env.parent)
     assert again.returncode == 0, again.output
     assert "No changes." in again.stdout
 
