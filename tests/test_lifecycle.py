@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 
 from conftest import ROOT
 from helpers import Env, applied_templates, make_env  # noqa: F401 - fixtures
@@ -25,6 +26,7 @@ def _order_for_later(env: Env) -> None:
     env.edit("tenant-mustermensch.yaml", "extensions:\n", "extensions:\n" + ORDER)
 
 
+@pytest.mark.slow  # ~45 s: plans and applies on several days
 def test_future_start_is_scheduled_then_applied_on_the_day(make_env, state_url):
     env: Env = make_env(MWS, applied=True)
     serial = env.serial()

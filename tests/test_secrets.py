@@ -6,6 +6,8 @@ import secrets
 import string
 from pathlib import Path
 
+import pytest
+
 from sqlalchemy import MetaData, Table, create_engine, inspect, select
 
 from conftest import EXAMPLES, run_cli
@@ -71,6 +73,7 @@ def _assert_absent(canaries: list[str], where: str, blob: str | bytes) -> None:
         assert needle not in blob, f"a secret leaked into {where}"
 
 
+@pytest.mark.slow  # ~45 s per backend: every output format and command
 def test_secret_values_never_leave_the_manifests(make_env, state_url, tmp_path):
     env = make_env(MWS)
     pin, plain_pin, new_pin = _digits(8), _digits(8), _digits(8)
