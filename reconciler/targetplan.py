@@ -100,23 +100,31 @@ def diff_targets(wanted: dict[Key, Resource], recorded: dict[Key, StateResource]
             result.unchanged += 1
             continue
         result.actions.append(_compare(resource, have, rec, provider, key))
+    result.orphans = _unwanted(observed, recorded, wanted.keys(), providers, zones, zone_scope)
+    for kind, _ in wanted:  # orphans include every object read that is not wanted
+        result.totals[kind] = result.totals.get(kind, 0) + 1
+    for orphan in result.orphans:
+        result.totals[orphan.kind] = result.totals.get(orphan.kind, 0) + 1
+    return result
+
+
+def _unwanted(observed: dict[Key, Observed], recorded: dict[Key, StateResource], wanted,
+              providers: dict[str, Provider], zones: dict[str, set[str]],
+              zone_scope: dict[str, str]) -> list[StateResource]:
+    """Objects read or recorded in a managed zone that no manifest declares."""
     managed = {(name, zone) for name, names in zones.items() for zone in names}
-    for ident in sorted((observed.keys() | recorded.keys()) - wanted.keys()):
+    unwanted = []
+    for ident in sorted((observed.keys() | recorded.keys()) - wanted):
         have, rec = observed.get(ident), recorded.get(ident)
         attrs = have.attrs if have is not None else rec.attrs
         target = attrs.get("target")
         if target not in providers:
             continue  # recorded for a Target no longer declared: no longer managed
         zone = providers[target].zone_of(ident[0], attrs)
-        if (target, zone) not in managed:
-            continue
-        result.orphans.append(StateResource(ident[0], ident[1], zone_scope.get(zone, ""),
-                                            attrs, {}, rec.last_applied if rec else None))
-    for kind, _ in wanted:  # orphans include every object read that is not wanted
-        result.totals[kind] = result.totals.get(kind, 0) + 1
-    for orphan in result.orphans:
-        result.totals[orphan.kind] = result.totals.get(orphan.kind, 0) + 1
-    return result
+        if (target, zone) in managed:
+            unwanted.append(StateResource(ident[0], ident[1], zone_scope.get(zone, ""),
+                                          attrs, {}, rec.last_applied if rec else None))
+    return unwanted
 
 
 def _up_to_date(resource: Resource, have: Observed | None, rec: StateResource | None,
