@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "environments"
 _db_counter = itertools.count()
 
+# The suite runs the CLI as a user on their own machine would. A CI runner sets `CI`,
+# which makes the CLI refuse the default local state (a deliberate guard): tests that
+# exercise that guard set `CI` themselves, so the runner's value must not leak in.
+os.environ.pop("CI", None)
+
 
 @dataclass
 class Result:
