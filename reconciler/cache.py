@@ -230,10 +230,10 @@ def cached_plan(env: Path, state, options, build, from_dict, to_dict, later: lis
         key = fingerprint_key()
     except SecretError:
         key = None  # the plan reports the bad key
-    if not state.revision_tracked():
+    state_version = state.cache_version()
+    if state_version is None:
         log.info("plan not cached: the state's revision triggers are missing or disabled")
         return build(env, state, options)
-    state_version = (state.identity(), *state.version())
     path = entry_path(env, state.url_for_display, options)
     cached = lookup(path, key, env, state_version)
     if cached is not None:

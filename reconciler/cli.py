@@ -8,9 +8,9 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from . import installed_version
 from .cache import cached_plan
@@ -24,12 +24,15 @@ from .render.jsonout import render_json
 from .render.markdown import EnvironmentResult, render_comment
 from .render.text import render_text
 from .state.base import LockTimeout
+from .state.deferred import open_deferred
 from .state.location import DEFAULT_STATE
-from .state.sql import SQLStore, open_store, short_reason
+
+if TYPE_CHECKING:
+    from .state.base import StateStore
 
 # Commands import what only they need (apply, export, render, the loader and
-# the models) inside their functions: a plan served from the cache must start
-# fast (see README, Performance).
+# the models, SQLAlchemy) inside their functions: a plan served from the cache
+# must start fast (see README, Performance).
 
 ENV_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 log = logging.getLogger("reconciler")
@@ -58,8 +61,6 @@ class Main(click.Group):
         except LockTimeout as exc:
             click.echo(f"error: the state is locked by another apply ({exc}) — wait for it to "
                        "finish or pass --lock-timeout SECONDS to wait", err=True)
-        except SQLAlchemyError as exc:
-            click.echo(f"error: state store failed: {short_reason(exc)}", err=True)
         except BrokenPipeError:  # `reconciler plan | head`: the reader has gone
             sys.stderr.close()
             os._exit(1)
@@ -69,13 +70,24 @@ class Main(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: shown by `main`
         except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, details with -v
-            # The message of an unexpected exception may quote any value, a secret
-            # too: only its type and where it was raised are shown.
-            log.debug("internal error %s, raised at:\n%s", type(exc).__name__,
-                      "".join(traceback.format_tb(exc.__traceback__)).rstrip())
-            click.echo(f"internal error: {type(exc).__name__} — this is a bug in "
-                       "reconciler; rerun with -v for where it happened and report it", err=True)
+            _report_unexpected(exc)
         sys.exit(1)
+
+
+def _report_unexpected(exc: Exception) -> None:
+    """A failure of the state store in one line; anything else is a bug."""
+    errors = sys.modules.get("sqlalchemy.exc")  # not loaded: no SQLAlchemy error was raised
+    if errors is not None and isinstance(exc, errors.SQLAlchemyError):
+        from .state.sql import short_reason
+
+        click.echo(f"error: state store failed: {short_reason(exc)}", err=True)
+        return
+    # The message of an unexpected exception may quote any value, a secret
+    # too: only its type and where it was raised are shown.
+    log.debug("internal error %s, raised at:\n%s", type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+    click.echo(f"internal error: {type(exc).__name__} — this is a bug in "
+               "reconciler; rerun with -v for where it happened and report it", err=True)
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], strict: bool = False) -> None:
@@ -113,11 +125,19 @@ def _print_version(ctx: click.Context, value: bool) -> None:
         ctx.exit()
 
 
-def open_state(state_url: str | None, *, create: bool = False) -> SQLStore:
+def open_state(state_url: str | None, *, create: bool = False, deferred: bool = False
+               ) -> StateStore:
     """The store of the state URL; a state made now (the default location, or `init`)
-    is announced, so a plan against a new empty state is never mistaken for a real one."""
+    is announced, so a plan against a new empty state is never mistaken for a real one.
+    `deferred`: an existing SQLite state is opened through SQLAlchemy only when it is
+    read beyond its version (a plan served from the cache)."""
     url = require_state(state_url)
-    store = open_store(url, create=create, default=url == DEFAULT_STATE)
+    default = url == DEFAULT_STATE
+    store = open_deferred(url, default=default) if deferred else None
+    if store is None:
+        from .state.sql import open_store
+
+        store = open_store(url, create=create, default=default)
     if store.created:
         click.echo(f"Created a new empty state at {plain(store.url_for_display)} "
                    f"(id {store.identity()}).", err=True)
@@ -228,7 +248,7 @@ def plan(envs, state_url, out, output_format, detailed_exitcode, allow_delete,
         raise ReconcilerError("--out saves the plan of one environment — run plan once per "
                               "environment")
     options = PlanOptions(allow_delete, max_delete_percent, force, strict, adopt)
-    store = open_state(state_url)
+    store = open_state(state_url, deferred=True)
     # Printing a large plan builds millions of short-lived objects without cycles:
     # with the collector on, its scans cost more than the printing (0.85 of 1.4 s
     # for the JSON of 100k actions). Frozen at the end: the collection at exit

@@ -24,13 +24,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic
 from .diff import Action, FieldChange
-from .manifests import Manifests
 from .resources import KIND_SPECS, Key, Resource
 from .state.base import StateResource
 from .state.location import repository_root
+
+if TYPE_CHECKING:  # the models (pydantic) load only where manifests are read
+    from .manifests import Manifests
 
 OWNED_KINDS = ("account", "base_package", "site", "tenant")
 

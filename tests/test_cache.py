@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,10 @@ def workspace(tmp_path):
     return tmp_path
 
 
-def plan(workspace: Path, state: str, *args):
+def plan(workspace: Path, state: str, *args, extra_env: dict | None = None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
     env.update(RECONCILER_CACHE_DIR=str(workspace / ".cache"),
-               XDG_CONFIG_HOME=str(workspace / "config"), **KEY)
+               XDG_CONFIG_HOME=str(workspace / "config"), **KEY, **(extra_env or {}))
     result = run_cli("-v", "plan", "baeckerei-schulz", "--format", "json", "--state", state,
                      *args, cwd=workspace / "customers", env=env)
     return result, (json.loads(result.stdout) if result.stdout.strip() else None)
@@ -116,3 +117,53 @@ def test_truncate_and_missing_triggers_are_never_served(workspace, pg_cluster, t
     assert SERVED not in result.stderr
     assert "the state's revision triggers are missing or disabled" in result.stderr
     assert tmp_path.exists()
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules that `-X importtime` (PYTHONPROFILEIMPORTTIME) lists on stderr."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def _sqlite(url: str, statement: str) -> None:
+    """An edit made outside reconciler, with the stdlib driver."""
+    connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+    with connection:
+        connection.execute(statement)
+    connection.close()
+
+
+def _applied(workspace: Path, url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")} | KEY
+    applied = run_cli("apply", "baeckerei-schulz", "--auto-approve", "--state", url,
+                      cwd=workspace / "customers", env=env)
+    assert applied.returncode == 0, applied.output
+
+
+def test_a_warm_plan_on_sqlite_imports_no_sqlalchemy_and_sees_an_edit_of_the_state(
+        workspace, sqlite_url):
+    _applied(workspace, sqlite_url)
+    _, clean = plan(workspace, sqlite_url)
+    profiled = {"PYTHONPROFILEIMPORTTIME": "1"}
+    warm, again = plan(workspace, sqlite_url, extra_env=profiled)
+    assert SERVED in warm.stderr and again == clean and clean["summary"]["update"] == 0
+    modules = imported(warm.stderr)
+    assert "reconciler.cli" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "pydantic", "ruamel")}
+    _sqlite(sqlite_url, "UPDATE reconciler_resources SET attrs = replace(attrs, '\"contact\": "
+                        "\"', '\"contact\": \"edited ') WHERE kind = 'account'")
+    edited, planned = plan(workspace, sqlite_url, extra_env=profiled)
+    assert SERVED not in edited.stderr and planned["summary"]["update"] == 1, edited.output
+    assert "sqlalchemy" in imported(edited.stderr)
+
+
+def test_a_sqlite_state_without_its_triggers_is_never_served(workspace, sqlite_url):
+    _applied(workspace, sqlite_url)
+    plan(workspace, sqlite_url)
+    assert SERVED in plan(workspace, sqlite_url)[0].stderr
+    _sqlite(sqlite_url, "DROP TRIGGER reconciler_revision_update")
+    _sqlite(sqlite_url, "UPDATE reconciler_resources SET attrs = replace(attrs, '\"contact\": "
+                        "\"', '\"contact\": \"edited ') WHERE kind = 'account'")
+    result, planned = plan(workspace, sqlite_url)
+    assert SERVED not in result.stderr and planned["summary"]["update"] == 1
+    assert "the state's revision triggers are missing or disabled" in result.stderr

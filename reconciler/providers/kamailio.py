@@ -33,7 +33,8 @@ from ..diagnostics import Diagnostic, ReconcilerError, Source
 from ..dids import e164_digits
 from ..resources import Key, Resource
 from ..secrets import SecretValue
-from ..state.sql import mask_url, short_reason
+from ..state.location import mask_url
+from ..state.sql import short_reason
 from .base import Observed, Provider, TargetWrite
 
 log = logging.getLogger(__name__)

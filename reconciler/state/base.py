@@ -109,6 +109,13 @@ class StateStore(abc.ABC):
     def identity(self) -> str:
         """The state's id: random, made with the state; a copy made later has it too."""
 
+    def cache_version(self) -> tuple[str, int, int] | None:
+        """(id, serial, revision), what a cached plan is valid for; None when the revision
+        triggers are not provably in place (then no plan is served from the cache)."""
+        if not self.revision_tracked():
+            return None
+        return (self.identity(), *self.version())
+
     @abc.abstractmethod
     def history_mark(self, serial: int) -> str:
         """A digest of the change-log entry of `serial`: a copy whose history went another

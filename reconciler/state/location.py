@@ -12,6 +12,7 @@ announced.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote
@@ -83,3 +84,22 @@ def sqlite_path(url: str, *, create: bool, default: bool) -> Path:
         raise ReconcilerError(f"cannot create the state {path}: {exc.strerror} — check the "
                               "path and its permissions") from None
     return path.resolve()
+
+
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***.
+
+    Worked on the text, not on a parse: a password with an unescaped '@', '/'
+    or ':' would otherwise be split into host and database and shown.
+    """
+    masked = _QUERY_PASSWORD.sub(r"\1***", url)
+    scheme, sep, rest = masked.partition("://")
+    if not sep or "@" not in rest:
+        return masked
+    userinfo, _, hostpart = rest.rpartition("@")  # the last '@' ends the credentials
+    if ":" not in userinfo and "/" not in userinfo:
+        return masked
+    return f"{scheme}://{userinfo.split(':', 1)[0].split('/', 1)[0]}:***@{hostpart}"

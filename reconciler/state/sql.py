@@ -10,7 +10,6 @@ import logging
 import os
 import hashlib
 import hmac
-import re
 import socket
 import time
 import uuid
@@ -45,13 +44,11 @@ from ..files import open_lock_file
 from ..secrets import INITIAL_PIN, LEGACY_REF
 from .base import (ChangeRecord, LockTimeout, Snapshot, StateConflict, StateResource, StateStore,
                    Write)
-from .location import sqlite_path
+from .deferred import SCHEMA_VERSION, SQLITE_TRIGGERS_PRESENT, sqlite_display_url
+from .location import mask_url, sqlite_path
 
 log = logging.getLogger(__name__)
 
-# 2: secret records instead of salted hashes, no plan-signing key;
-# 3: an owner environment per resource, a state id, revision counted on TRUNCATE too
-SCHEMA_VERSION = 3
 PLATFORM_KINDS = ("account", "base_package", "site", "tenant")
 ADVISORY_LOCK_KEY = 0x7265636F  # "reco"
 SCHEMA_LOCK_KEY = 0x72656373  # "recs": creating the tables
@@ -105,25 +102,6 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***.
-
-    Worked on the text, not on a parse: a password with an unescaped '@', '/'
-    or ':' would otherwise be split into host and database and shown.
-    """
-    masked = _QUERY_PASSWORD.sub(r"\1***", url)
-    scheme, sep, rest = masked.partition("://")
-    if not sep or "@" not in rest:
-        return masked
-    userinfo, _, hostpart = rest.rpartition("@")  # the last '@' ends the credentials
-    if ":" not in userinfo and "/" not in userinfo:
-        return masked
-    return f"{scheme}://{userinfo.split(':', 1)[0].split('/', 1)[0]}:***@{hostpart}"
-
-
 def open_store(url: str, *, create: bool = False, default: bool = False) -> SQLStore:
     """A store for a state URL (sqlite:///… or postgresql://…).
 
@@ -136,7 +114,7 @@ def open_store(url: str, *, create: bool = False, default: bool = False) -> SQLS
     log.info("state: %s", shown)
     if url.startswith("sqlite:"):
         path = sqlite_path(url, create=create, default=default)
-        return SQLiteStore(f"sqlite:///{path}", mask_url(f"sqlite:///{path}"), path)
+        return SQLiteStore(f"sqlite:///{path}", sqlite_display_url(path), path)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
         if not _credentials_parse_cleanly(driver_url):  # the driver might quote a piece
@@ -412,9 +390,7 @@ class SQLStore(StateStore):
         except SQLAlchemyError:
             return False
 
-    _TRIGGERS_PRESENT = ("SELECT count(*) = 3 FROM sqlite_master WHERE type = 'trigger' AND name IN "
-                         "('reconciler_revision_insert', 'reconciler_revision_update', "
-                         "'reconciler_revision_delete')")
+    _TRIGGERS_PRESENT = SQLITE_TRIGGERS_PRESENT
 
     def history_mark(self, serial: int) -> str:
         if serial == 0:
