@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -58,13 +60,29 @@ def runner_env(tmp_path_factory, reconciler_wheel) -> dict[str, str]:
     """PATH with a fresh venv (the 'setup-python' of the runner); its dependencies come from
     this machine's site-packages, so pip needs no index."""
     home = tmp_path_factory.mktemp("runner")
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(home / "venv")
+    venv.EnvBuilder(with_pip=False).create(home / "venv")
+    _share_dependencies(home / "venv", home / "dependencies")
     path = f"{home / 'venv' / 'bin'}:{os.environ['PATH']}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB", "GITLAB", "CI", "RECONCILER", "PYTEST", "VIRTUAL_ENV"))}
     return {**env, "PATH": path, "HOME": str(home), "PIP_NO_INDEX": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_USER": "0",
             "RECONCILER_CACHE_DIR": str(home / "cache")}
+
+
+def _share_dependencies(runner_venv: Path, farm: Path) -> None:
+    """Make this interpreter's installed packages, except reconciler itself, visible to the
+    runner's venv (a .pth line to a directory of links): pip finds every dependency of the
+    wheel already installed and needs no index, and installs the wheel as a user's CI does."""
+    farm.mkdir()
+    own = ("reconciler", "pbx_reconciler", "__editable__")
+    for packages in map(Path, site.getsitepackages()):
+        for entry in packages.iterdir():
+            if not entry.name.startswith(own) and not (farm / entry.name).exists():
+                (farm / entry.name).symlink_to(entry)
+    purelib = Path(sysconfig.get_path("purelib", vars={"base": str(runner_venv),
+                                                        "platbase": str(runner_venv)}))
+    (purelib / "shared-dependencies.pth").write_text(f"{farm}\n")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import fcntl
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -68,10 +69,9 @@ def test_committed_reference_is_up_to_date():
 
 
 def test_schemas_pass_check_jsonschema_metaschema():
-    result = subprocess.run(["python", "-m", "check_jsonschema", "--check-metaschema",
+    result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--check-metaschema",
                              *sorted(map(str, SCHEMA_DIR.glob("*.json")))],
-                            capture_output=True, text=True, cwd=ROOT,
-                            executable=shutil.which("python") or None)
+                            capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
