@@ -167,3 +167,11 @@ def test_a_sqlite_state_without_its_triggers_is_never_served(workspace, sqlite_u
     result, planned = plan(workspace, sqlite_url)
     assert SERVED not in result.stderr and planned["summary"]["update"] == 1
     assert "the state's revision triggers are missing or disabled" in result.stderr
+
+
+def test_a_failing_sqlite_state_behind_a_warm_start_is_one_line(workspace, sqlite_url):
+    _sqlite(sqlite_url, "ALTER TABLE reconciler_resources RENAME COLUMN owner TO owned_by")
+    result, _ = plan(workspace, sqlite_url)
+    assert result.returncode == 1
+    assert "error: state store failed: " in result.stderr and "no such column" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
