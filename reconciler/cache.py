@@ -20,12 +20,14 @@ without secret hashes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import os
 import secrets
+import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
@@ -135,9 +137,11 @@ def fingerprint(key, env: Path, template_dirs: list[str], env_vars: list[str],
     return digest.hexdigest()
 
 
-def _code_digest() -> str:
-    """A digest of reconciler's own source: a changed reconciler never reuses old plans."""
-    digest = hashlib.sha256()
+@functools.cache
+def code_digest() -> str:
+    """A digest of reconciler's own source and of the Python that runs it: a changed
+    reconciler never reuses what an older one cached."""
+    digest = hashlib.sha256(sys.version.encode())
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -146,7 +150,7 @@ def _code_digest() -> str:
 def entry_path(env: Path, state_url: str, options) -> Path:
     # today's date: a scheduled create falls due on its start date without any file changing
     ident = json.dumps([str(env.resolve()), state_url, asdict(options), installed_version(),
-                        _code_digest(), today().isoformat()])
+                        code_digest(), today().isoformat()])
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
 

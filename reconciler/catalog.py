@@ -112,7 +112,8 @@ def _check_tenant(entry: TenantEntry, catalog: EffectiveCatalog, d: Diagnostics)
 def _check_order(d: Diagnostics, catalog: EffectiveCatalog, product: str | None, addons,
                  at, what: str) -> None:
     """A product and its add-ons, as one order line of seed 000."""
-    if product is not None and not _known(d, at("product"), "product", product, catalog.products):
+    if product is not None and product not in catalog.products:  # located only when wrong
+        _known(d, at("product"), "product", product, catalog.products)
         return
     allowed = catalog.products[product] if product is not None else catalog.addons
     for addon in addons:

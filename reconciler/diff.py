@@ -120,7 +120,8 @@ def _subject(resource: Resource, name: str) -> str:
 def _update(resource: Resource, existing: StateResource, key: FingerprintKey | None) -> Action | None:
     changes: dict[str, FieldChange] = {}
     applied = existing.last_applied or {}
-    for name, after in resource.attrs.items():
+    same = resource.attrs == existing.attrs  # nearly always: one comparison in C, no loop
+    for name, after in () if same else resource.attrs.items():
         before = existing.attrs.get(name)
         if before != after and name not in UNCOMPARED:
             drift = existing.last_applied is not None and applied.get(name) != before

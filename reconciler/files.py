@@ -16,22 +16,25 @@ from pathlib import Path
 PRIVATE = 0o600
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically and durably, mode 0600 from the first byte."""
+def write_private(path: Path, content: str | bytes, durable: bool = True) -> None:
+    """Write `content` to `path` atomically, mode 0600 from the first byte, and durably
+    unless told otherwise (a cache entry may be lost in a crash: it is checked when read)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp: O_EXCL with a random name, mode 0600 — no other process's file is reused.
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     temporary = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temporary, path)  # a symlink at `path` is replaced, never followed
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _sync_directory(path.parent)
+    if durable:
+        _sync_directory(path.parent)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -22,6 +22,7 @@ import re
 from sys import intern
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ruamel.yaml.cyaml import CBaseLoader
@@ -31,6 +32,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
 from .gcpause import paused_gc
+from .parsecache import ParseCache, dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -435,9 +437,12 @@ def _check_nesting(text: str, shown: str) -> None:
         loader.dispose()
 
 
-def read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
-    """The file as UTF-8 text, or None with a diagnostic for binary/non-UTF-8 files."""
-    data = path.read_bytes()
+def read_text(path: Path, shown: str, diagnostics: Diagnostics,
+              data: bytes | None = None) -> str | None:
+    """The file (or its content `data`) as UTF-8 text, or None with a diagnostic for
+    binary/non-UTF-8 files."""
+    if data is None:
+        data = path.read_bytes()
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         diagnostics.error(Source(shown, 1), "the file is UTF-16 text, not UTF-8",
                           "save the file as UTF-8")
@@ -549,11 +554,12 @@ def show_path(path: Path, env: Path, env_shown: str) -> str:
 _CONTENT = re.compile(r"^\s*[^\s#]", re.MULTILINE)
 
 
-def load_file(path: Path, env: Path, env_shown: str) -> LoadResult:
-    """Load one manifest file; never raises for bad content."""
+def load_file(path: Path, env: Path, env_shown: str, data: bytes | None = None) -> LoadResult:
+    """Load one manifest file (whose content is `data`, when given); never raises for bad
+    content."""
     result = LoadResult()
     shown = show_path(path, env, env_shown)
-    text = read_text(path, shown, result.diagnostics)
+    text = read_text(path, shown, result.diagnostics, data)
     if text is None:
         return result
     if _CONTENT.search(text) is None and all(
@@ -645,13 +651,39 @@ def _check_is_one_environment(result: LoadResult, files: list[Path], env: Path,
 
 
 def _load_files(files: list[Path], env: Path, env_shown: str) -> list[LoadResult]:
-    """Results in file order; large environments are parsed on every core."""
+    """Results in file order: from the parse cache where a file is unchanged, the others
+    parsed (on every core when there is much to parse) and kept for the next run."""
+    cache = ParseCache.open()
+    blobs = [cache.get(cache.entry(path, env, env_shown, path.read_bytes())) if cache else None
+             for path in files]
+    missing = [path for path, blob in zip(files, blobs) if blob is None]
+    if missing:
+        parsed = iter(_parse_all(missing, env, env_shown, cache))
+        blobs = [blob if blob is not None else next(parsed) for blob in blobs]
+        if cache:
+            cache.prune()
+    log.info("parse cache: %d of %d files unchanged", len(files) - len(missing), len(files))
+    return [loads(blob) for blob in blobs]
+
+
+def _parse_all(files: list[Path], env: Path, env_shown: str,
+               cache: ParseCache | None) -> list[bytes]:
+    """Parse (and keep) each file; its result pickled (large sets on several processes)."""
+    work = partial(_parse_and_keep, env=env, env_shown=env_shown, cache=cache)
     workers = min(os.cpu_count() or 1, 4)
     size = sum(path.stat().st_size for path in files)
     if workers < 2 or len(files) < 2 or size < PARALLEL_THRESHOLD_BYTES:
-        return [load_file(path, env, env_shown) for path in files]
+        return [work(path) for path in files]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        chunk = max(1, len(files) // (workers * 4))
-        return list(pool.map(load_file, files, [env] * len(files), [env_shown] * len(files),
-                             chunksize=chunk))
+        return list(pool.map(work, files, chunksize=max(1, len(files) // (workers * 4))))
+
+
+def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | None) -> bytes:
+    """The pickled result of parsing `path`, kept under the digest of the bytes parsed (not
+    of those the caller hashed: the file may have changed in between)."""
+    data = path.read_bytes()
+    blob = dumps(load_file(path, env, env_shown, data))
+    if cache:
+        cache.put(cache.entry(path, env, env_shown, data), blob)
+    return blob
