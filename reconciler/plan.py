@@ -138,7 +138,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
     plan = Plan(display_path(env), snapshot.serial, sorted(scope), state_id=store.identity(),
                 state_mark=store.history_mark(snapshot.serial), owner=environment_name(env))
-    desired = without_references(desired_resources(manifests, existing_extensions(snapshot)), refs)
+    desired = without_references(desired_resources(manifests, existing_extensions(snapshot, manifests)), refs)
     if any(resource.secrets for resource in desired.values()):
         plan.secrets_mode = "fingerprinted" if key else "write-only"
     _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
@@ -274,12 +274,21 @@ def _fingerprint_key() -> FingerprintKey | None:
         raise ReconcilerError(Diagnostic(None, str(exc), exc.hint)) from None
 
 
-def existing_extensions(snapshot: Snapshot) -> dict[str, ExistingExtensions]:
+def existing_extensions(snapshot: Snapshot, manifests: Manifests | None = None
+                        ) -> dict[str, ExistingExtensions]:
+    """What the state knows of each tenant's extensions, for `assign_numbers`: every applied
+    `auto` extension, and every number of the tenants that declare an `auto` one (only
+    those look for free numbers; with `manifests` None, of all tenants)."""
+    numbering = None if manifests is None else {
+        name for name, entry in manifests.tenants.items()
+        if any(ext.model.number == "auto" for ext in entry.extensions)}
     by_tenant: dict[str, ExistingExtensions] = {}
     for resource in snapshot.resources.values():
         if resource.kind != "extension":
             continue
-        by_tenant.setdefault(resource.attrs["tenant"], ExistingExtensions()).add(resource.attrs)
+        attrs = resource.attrs
+        if attrs.get("auto") or numbering is None or attrs["tenant"] in numbering:
+            by_tenant.setdefault(attrs["tenant"], ExistingExtensions()).add(attrs)
     return by_tenant
 
 
