@@ -4,9 +4,10 @@ An entry is served only when everything the plan was computed from is the
 same: the bytes of every file in the environment and in the templates it
 used (directories found through symbolic links, and where each link points),
 the values of the environment variables it read (compared as HMACs, never
-stored), reconciler's version, the plan options, and the state: its id, serial
-and revision (a counter that triggers bump on *any* write to the resources
-table, including edits and, on PostgreSQL, TRUNCATE made outside reconciler).
+stored), reconciler's own source and the Python running it (a new reconciler
+version is new source), the plan options, and the state: its id, serial and
+revision (a counter that triggers bump on *any* write to the resources table,
+including edits and, on PostgreSQL, TRUNCATE made outside reconciler).
 When the state cannot show that its triggers are in place, nothing is cached.
 A plan with errors is never cached (a fix outside the environment, in a
 template directory the broken plan never reached, would not be seen).
@@ -33,7 +34,6 @@ from contextvars import ContextVar
 from dataclasses import asdict
 from pathlib import Path
 
-from . import installed_version
 from .files import PRIVATE, write_private
 from .lifecycle import today
 
@@ -149,8 +149,8 @@ def code_digest() -> str:
 
 def entry_path(env: Path, state_url: str, options) -> Path:
     # today's date: a scheduled create falls due on its start date without any file changing
-    ident = json.dumps([str(env.resolve()), state_url, asdict(options), installed_version(),
-                        code_digest(), today().isoformat()])
+    ident = json.dumps([str(env.resolve()), state_url, asdict(options), code_digest(),
+                        today().isoformat()])
     return cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
 
