@@ -79,7 +79,15 @@ def recording():
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RECONCILER_CACHE_DIR", ".reconciler/cache"))
+    """`RECONCILER_CACHE_DIR`, else `.reconciler/cache` beside the default state: at the top
+    of the git work tree (found without running git: a warm plan starts in ~0.1 s), else in
+    the current folder."""
+    configured = os.environ.get("RECONCILER_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    here = Path.cwd()
+    top = next((folder for folder in (here, *here.parents) if (folder / ".git").exists()), here)
+    return top / ".reconciler" / "cache"
 
 
 def env_digest(env: Path) -> bytes:
