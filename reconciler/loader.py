@@ -652,31 +652,37 @@ def _check_is_one_environment(result: LoadResult, files: list[Path], env: Path,
 
 def _load_files(files: list[Path], env: Path, env_shown: str) -> list[LoadResult]:
     """Results in file order: from the parse cache where a file is unchanged, the others
-    parsed (on every core when there is much to parse) and kept for the next run."""
+    parsed (on every core when there is much to parse) and kept for the next run. Results
+    are unpickled as they arrive, while the workers parse the files after them."""
     cache = ParseCache.open()
     blobs = [cache.get(cache.entry(path, env, env_shown, path.read_bytes())) if cache else None
              for path in files]
     missing = [path for path, blob in zip(files, blobs) if blob is None]
-    if missing:
-        parsed = iter(_parse_all(missing, env, env_shown, cache))
-        blobs = [blob if blob is not None else next(parsed) for blob in blobs]
-        if cache:
-            cache.prune()
     log.info("parse cache: %d of %d files unchanged", len(files) - len(missing), len(files))
-    return [loads(blob) for blob in blobs]
+    parsed = _parse_all(missing, env, env_shown, cache)
+    results = []
+    for index, blob in enumerate(blobs):
+        blobs[index] = None  # each pickle is dropped once loaded (240 MB at 1M extensions)
+        results.append(loads(blob if blob is not None else next(parsed)))
+    if missing and cache:
+        cache.prune()
+    return results
 
 
-def _parse_all(files: list[Path], env: Path, env_shown: str,
-               cache: ParseCache | None) -> list[bytes]:
-    """Parse (and keep) each file; its result pickled (large sets on several processes)."""
+def _parse_all(files: list[Path], env: Path, env_shown: str, cache: ParseCache | None):
+    """Parse (and keep) each file, yielding its result pickled, in order (large sets on
+    several processes)."""
+    if not files:
+        return
     work = partial(_parse_and_keep, env=env, env_shown=env_shown, cache=cache)
     workers = min(os.cpu_count() or 1, 4)
     size = sum(path.stat().st_size for path in files)
     if workers < 2 or len(files) < 2 or size < PARALLEL_THRESHOLD_BYTES:
-        return [work(path) for path in files]
+        yield from map(work, files)
+        return
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(work, files, chunksize=max(1, len(files) // (workers * 4))))
+        yield from pool.map(work, files, chunksize=max(1, len(files) // (workers * 4)))
 
 
 def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | None) -> bytes:

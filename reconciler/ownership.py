@@ -77,6 +77,13 @@ def effective_owner(resource: StateResource, state: dict[Key, StateResource]) ->
     return tenant.owner if tenant is not None else None
 
 
+def effective_owners(state: dict[Key, StateResource]) -> dict[Key, str | None]:
+    """`effective_owner` of every resource in `state`, each tenant looked up once."""
+    of_tenant = {ident: r.owner for (kind, ident), r in state.items() if kind == "tenant"}
+    return {key: r.owner if r.kind in OWNED_KINDS else of_tenant.get(r.attrs.get("tenant"))
+            for key, r in state.items()}
+
+
 def label(key: Key) -> str:
     return f"{KIND_SPECS[key[0]].manifest_kind} '{key[1]}'"
 

@@ -21,7 +21,7 @@ from .gcpause import paused_gc
 from .cost import CostReport, Prices, cost_report
 from .lifecycle import split_scheduled, today
 from .ownership import (adoption_actions, check_ownership, dangling, deletable,
-                        effective_owner, environment_name, references, without_references)
+                        effective_owners, environment_name, references, without_references)
 from .resources import KIND_SPECS, ExistingExtensions, Key, Resource, desired_resources, user_id
 from .secrets import FingerprintKey, SecretError, fingerprint_key
 from .state.base import Snapshot, StateResource, StateStore
@@ -162,8 +162,8 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     wanted = desired_target_objects(manifests, desired, plan.providers)
     result = diff(desired, own, key)
     _injected_bug(desired)
-    totals = _totals(r for r in own.values()
-                     if effective_owner(r, snapshot.resources) == plan.owner)
+    owners = effective_owners(snapshot.resources)
+    totals = _totals(r for key, r in own.items() if owners[key] == plan.owner)
     if plan.providers:
         on_targets = diff_targets(wanted, recorded, plan.providers, key)
         log.info("targets: %d actions, %d unchanged, %d not declared",
@@ -179,7 +179,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     plan.refusals.extend(dangling([a for a in plan.actions if a.action == "delete"], platform))
     plan.actions.sort(key=Action.sort_key)
     plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
-    plan.cost = _cost(manifests, _costed(snapshot, plan.owner), plan.actions)
+    plan.cost = _cost(manifests, _costed(snapshot, owners, plan.owner), plan.actions)
     log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
              len(plan.scheduled), plan.unchanged)
     return plan
@@ -235,11 +235,10 @@ def _check_parents(desired: dict[Key, Resource], platform: dict) -> list[Diagnos
     return errors
 
 
-def _costed(snapshot: Snapshot, owner: str) -> dict:
+def _costed(snapshot: Snapshot, owners: dict, owner: str) -> dict:
     """What the environment pays for: its own objects and unowned ones it reads, not those
     of other environments under the same accounts (a partner's tenants)."""
-    return {key: r for key, r in snapshot.resources.items()
-            if effective_owner(r, snapshot.resources) in (owner, None)}
+    return {key: r for key, r in snapshot.resources.items() if owners[key] in (owner, None)}
 
 
 def _cost(manifests: Manifests, resources: dict, actions: list[Action]) -> CostReport | None:

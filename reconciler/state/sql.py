@@ -15,6 +15,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from sys import intern
 from urllib.parse import unquote
 
 import orjson
@@ -303,8 +304,10 @@ class SQLStore(StateStore):
                 else:
                     applied = loads(applied_text) if applied_text else None
                 secrets_of = loads(secrets_text) if secrets_text != "{}" else {}
-                resources[(kind, ident)] = StateResource(kind, ident, scope_of, attrs,
-                                                         secrets_of, applied, owner)
+                # One string per kind, account and owner, not one per row (~170 bytes each).
+                kind, scope_of = intern(kind), intern(scope_of)
+                resources[(kind, ident)] = StateResource(kind, ident, scope_of, attrs, secrets_of,
+                                                         applied, owner and intern(owner))
         return Snapshot(serial, resources)
 
     def platform(self):
