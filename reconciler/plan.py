@@ -121,9 +121,21 @@ def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
         return _build_plan(env, store, options)
 
 
+@dataclass
+class _Inputs:
+    """What every step of a plan reads: the validated manifests, the state, the platform."""
+
+    manifests: Manifests
+    diagnostics: Diagnostics
+    refs: dict  # read-only references (ownership.references)
+    snapshot: Snapshot  # the state in scope
+    platform: dict  # every top-level object of the state, and numbered extensions
+    desired: dict[Key, Resource]  # what the environment writes
+    key: FingerprintKey | None  # compares secrets with the state's fingerprints
+
+
 def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     # Imported here, not at the top: a plan served from the cache needs none of them.
-    from .targetplan import desired_target_objects, diff_targets, open_providers, split_recorded
     from .validate import validate_environment
 
     key = _fingerprint_key()
@@ -132,46 +144,17 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     scope = {number for number in manifests.accounts if ("account", number) not in refs}
     log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
              len(diagnostics.errors), len(diagnostics.warnings), ", ".join(sorted(scope)) or "none")
-    snapshot = store.snapshot(_read_scope(manifests, refs, scope))
-    platform = store.platform()  # every top-level object of the state, and numbered extensions
-    _merge_declared(snapshot, platform, manifests)
-    log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
+    snapshot, platform = _read_state(store, manifests, _read_scope(manifests, refs, scope))
     plan = Plan(display_path(env), snapshot.serial, sorted(scope), state_id=store.identity(),
                 state_mark=store.history_mark(snapshot.serial), owner=environment_name(env))
-    desired = without_references(desired_resources(manifests, existing_extensions(snapshot, manifests)), refs)
-    if any(resource.secrets for resource in desired.values()):
-        plan.secrets_mode = "fingerprinted" if key else "write-only"
-    _forbid_admin_removal(plan, manifests, diagnostics, snapshot, desired)
-    _keep_existing_admin_passwords(diagnostics, snapshot, refs)
-    _collect_diagnostics(plan, diagnostics, options.strict)
-    ownership = check_ownership(plan.owner, desired, refs, platform, options.adopt)
-    plan.errors.extend(ownership.errors)
-    if not diagnostics.has_errors():
-        plan.errors.extend(check_uniqueness(desired, platform))
-        plan.errors.extend(_check_parents(desired, platform))
+    desired = without_references(
+        desired_resources(manifests, existing_extensions(snapshot, manifests)), refs)
+    inputs = _Inputs(manifests, diagnostics, refs, snapshot, platform, desired, key)
+    ownership = _check(plan, inputs, options)
     if plan.errors:
-        # Still name the forbidden changes: an invalid manifest is often the
-        # consequence of one (a new dial plan makes every extension too short).
-        guarded = {key: r for key, r in desired.items() if KIND_SPECS[key[0]].forbidden
-                   or key[0] == "account"}
-        _check_forbidden(plan, diff(guarded, snapshot.resources, key).actions, desired, platform)
-        _group_follow_ons(plan)
+        _name_forbidden_changes(plan, inputs)
         return plan
-    own, recorded = split_recorded(snapshot.resources)
-    plan.providers = open_providers(manifests)
-    wanted = desired_target_objects(manifests, desired, plan.providers)
-    result = diff(desired, own, key)
-    _injected_bug(desired)
-    owners = effective_owners(snapshot.resources)
-    totals = _totals(r for key, r in own.items() if owners[key] == plan.owner)
-    if plan.providers:
-        on_targets = diff_targets(wanted, recorded, plan.providers, key)
-        log.info("targets: %d actions, %d unchanged, %d not declared",
-                 len(on_targets.actions), on_targets.unchanged, len(on_targets.orphans))
-        result.actions += on_targets.actions
-        result.unchanged += on_targets.unchanged
-        result.orphans += on_targets.orphans
-        totals.update(on_targets.totals)
+    result, totals, owners = _diff(plan, inputs)
     plan.actions, adopted_unchanged = adoption_actions(ownership, result.actions, desired)
     plan.unchanged = result.unchanged - adopted_unchanged
     _check_forbidden(plan, plan.actions, desired, platform)
@@ -183,6 +166,68 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
              len(plan.scheduled), plan.unchanged)
     return plan
+
+
+def _read_state(store: StateStore, manifests: Manifests, accounts: set[str]
+                ) -> tuple[Snapshot, dict]:
+    """The state of `accounts`, with the declared objects that it keeps under other
+    accounts; and the platform (every top-level object of the state)."""
+    snapshot = store.snapshot(accounts)
+    platform = store.platform()
+    _merge_declared(snapshot, platform, manifests)
+    log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
+    return snapshot, platform
+
+
+def _check(plan: Plan, inputs: _Inputs, options: PlanOptions):
+    """The manifests' diagnostics, ownership, and the rules that span the whole state; the
+    ownership check's result (for adoption)."""
+    if any(resource.secrets for resource in inputs.desired.values()):
+        plan.secrets_mode = "fingerprinted" if inputs.key else "write-only"
+    _forbid_admin_removal(plan, inputs.manifests, inputs.diagnostics, inputs.snapshot,
+                          inputs.desired)
+    _keep_existing_admin_passwords(inputs.diagnostics, inputs.snapshot, inputs.refs)
+    _collect_diagnostics(plan, inputs.diagnostics, options.strict)
+    ownership = check_ownership(plan.owner, inputs.desired, inputs.refs, inputs.platform,
+                                options.adopt)
+    plan.errors.extend(ownership.errors)
+    if not inputs.diagnostics.has_errors():
+        plan.errors.extend(check_uniqueness(inputs.desired, inputs.platform))
+        plan.errors.extend(_check_parents(inputs.desired, inputs.platform))
+    return ownership
+
+
+def _name_forbidden_changes(plan: Plan, inputs: _Inputs) -> None:
+    """For a plan with errors: still name the forbidden changes, since an invalid manifest
+    is often the consequence of one (a new dial plan makes every extension too short)."""
+    guarded = {key: r for key, r in inputs.desired.items()
+               if KIND_SPECS[key[0]].forbidden or key[0] == "account"}
+    actions = diff(guarded, inputs.snapshot.resources, inputs.key).actions
+    _check_forbidden(plan, actions, inputs.desired, inputs.platform)
+    _group_follow_ons(plan)
+
+
+def _diff(plan: Plan, inputs: _Inputs) -> tuple[Diff, dict[str, int], dict]:
+    """The differences to the state and to the targets' platforms; the number of this
+    environment's resources per kind (for the delete limits); every resource's owner."""
+    from .targetplan import desired_target_objects, diff_targets, open_providers, split_recorded
+
+    own, recorded = split_recorded(inputs.snapshot.resources)
+    plan.providers = open_providers(inputs.manifests)
+    wanted = desired_target_objects(inputs.manifests, inputs.desired, plan.providers)
+    result = diff(inputs.desired, own, inputs.key)
+    _injected_bug(inputs.desired)
+    owners = effective_owners(inputs.snapshot.resources)
+    totals = _totals(r for key, r in own.items() if owners[key] == plan.owner)
+    if plan.providers:
+        on_targets = diff_targets(wanted, recorded, plan.providers, inputs.key)
+        log.info("targets: %d actions, %d unchanged, %d not declared",
+                 len(on_targets.actions), on_targets.unchanged, len(on_targets.orphans))
+        result.actions += on_targets.actions
+        result.unchanged += on_targets.unchanged
+        result.orphans += on_targets.orphans
+        totals.update(on_targets.totals)
+    return result, totals, owners
 
 
 def _read_scope(manifests: Manifests, refs: dict, scope: set[str]) -> set[str]:
