@@ -154,7 +154,11 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     if plan.errors:
         _name_forbidden_changes(plan, inputs)
         return plan
-    result, totals, owners = _diff(plan, inputs)
+    owners = effective_owners(snapshot.resources)
+    plan.errors.extend(_stranded_on_targets(plan.owner, inputs, owners))
+    if plan.errors:
+        return plan
+    result, totals = _diff(plan, inputs, owners)
     plan.actions, adopted_unchanged = adoption_actions(ownership, result.actions, desired)
     plan.unchanged = result.unchanged - adopted_unchanged
     _check_forbidden(plan, plan.actions, desired, platform)
@@ -207,9 +211,31 @@ def _name_forbidden_changes(plan: Plan, inputs: _Inputs) -> None:
     _group_follow_ons(plan)
 
 
-def _diff(plan: Plan, inputs: _Inputs) -> tuple[Diff, dict[str, int], dict]:
+def _stranded_on_targets(owner: str, inputs: _Inputs, owners: dict) -> list[Diagnostic]:
+    """Objects that apply put on a target's platform for this environment's tenants, whose
+    Target is no longer declared: nothing could update or delete them, and phones would
+    keep registering with their passwords. A Target is removed after its objects."""
+    from .providers import TARGET_KINDS
+
+    domains = {r.attrs.get("sip_domain") for key, r in inputs.snapshot.resources.items()
+               if key[0] == "tenant" and owners[key] == owner}
+    stranded: dict[str, list[str]] = {}
+    for (kind, ident), resource in inputs.snapshot.resources.items():
+        target = resource.attrs.get("target") if kind in TARGET_KINDS else None
+        zone = resource.attrs.get("alias_domain") or resource.attrs.get("domain")
+        if target and target not in inputs.manifests.targets and zone in domains:
+            stranded.setdefault(target, []).append(f"{kind} {ident}")
+    return [Diagnostic(
+        None, f"target '{target}' is not declared, but it holds {len(objects)} objects that "
+        f"this environment applied there (e.g. {', '.join(sorted(objects)[:3])})",
+        f"declare the Target '{target}' again; to take them off the platform, remove what "
+        "needs them (the tenants' sip_domain or extensions), apply with --allow-delete, and "
+        "remove the Target after that") for target, objects in sorted(stranded.items())]
+
+
+def _diff(plan: Plan, inputs: _Inputs, owners: dict) -> tuple[Diff, dict[str, int]]:
     """The differences to the state and to the targets' platforms; the number of this
-    environment's resources per kind (for the delete limits); every resource's owner."""
+    environment's resources per kind (for the delete limits)."""
     from .targetplan import desired_target_objects, diff_targets, open_providers, split_recorded
 
     own, recorded = split_recorded(inputs.snapshot.resources)
@@ -217,7 +243,6 @@ def _diff(plan: Plan, inputs: _Inputs) -> tuple[Diff, dict[str, int], dict]:
     wanted = desired_target_objects(inputs.manifests, inputs.desired, plan.providers)
     result = diff(inputs.desired, own, inputs.key)
     _injected_bug(inputs.desired)
-    owners = effective_owners(inputs.snapshot.resources)
     totals = _totals(r for key, r in own.items() if owners[key] == plan.owner)
     if plan.providers:
         on_targets = diff_targets(wanted, recorded, plan.providers, inputs.key)
@@ -227,7 +252,7 @@ def _diff(plan: Plan, inputs: _Inputs) -> tuple[Diff, dict[str, int], dict]:
         result.unchanged += on_targets.unchanged
         result.orphans += on_targets.orphans
         totals.update(on_targets.totals)
-    return result, totals, owners
+    return result, totals
 
 
 def _read_scope(manifests: Manifests, refs: dict, scope: set[str]) -> set[str]:

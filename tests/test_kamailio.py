@@ -272,3 +272,20 @@ def test_a_killed_apply_of_2000_extensions_converges(sqlite_kamailio, state_url,
     assert platform.sql("select count(*) from (select username from subscriber "
                         "group by username, domain having count(*) > 1) d") == [(0,)]
     assert env.plan("--detailed-exitcode", env=variables).returncode == 0
+
+
+def test_a_target_is_removed_only_after_its_objects(sqlite_kamailio, sqlite_url, tmp_path):
+    env, variables = kamailio_env(tmp_path, sqlite_url, sqlite_kamailio)
+    assert env.apply("--auto-approve", env=variables).returncode == 0
+    target = env.path / "target.yaml"
+    declared = target.read_text()
+    target.unlink()
+    refused = env.plan("--allow-delete", env=variables)
+    assert refused.returncode == 1, refused.output
+    assert "target 'sip-berlin' is not declared, but it holds 7 objects" in refused.output
+    assert "remove the Target after that" in refused.output
+    assert env.apply("--auto-approve", "--allow-delete", env=variables).returncode == 1
+    assert Platform(sqlite_kamailio).counts() != (0, 0, 0)  # nothing was written
+    target.write_text(declared)  # declared again: nothing to do
+    again = env.plan("--detailed-exitcode", env=variables)
+    assert again.returncode == 0, again.output
