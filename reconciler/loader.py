@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Callable, Iterator
 
 from ruamel.yaml.cyaml import CBaseLoader
 from ruamel.yaml.error import MarkedYAMLError
@@ -598,8 +599,11 @@ def manifest_files(env: Path) -> list[Path]:
 PARALLEL_THRESHOLD_BYTES = 2_000_000
 
 
-def load_environment(env: Path) -> LoadResult:
-    """All documents of one environment directory, in file order."""
+def load_environment(env: Path, each_file: Callable[[list[Document]], None] | None = None
+                     ) -> LoadResult:
+    """All documents of one environment directory, in file order. `each_file` is given
+    each file's documents as soon as they are loaded, while later files are still being
+    parsed (the caller can validate them meanwhile)."""
     result = LoadResult()
     env_shown = str(env)
     env = env.resolve()
@@ -616,6 +620,8 @@ def load_environment(env: Path) -> LoadResult:
     for loaded in _load_files(files, env, env_shown):
         result.documents.extend(loaded.documents)
         result.diagnostics.extend(loaded.diagnostics)
+        if each_file is not None:
+            each_file(loaded.documents)
     _check_is_one_environment(result, files, env, env_shown)
     log.info("%s: read %d documents from %d files", env_shown, len(result.documents), len(files))
     return result
@@ -650,7 +656,7 @@ def _check_is_one_environment(result: LoadResult, files: list[Path], env: Path,
             f"pass each environment directory on its own, e.g. 'reconciler plan {example}'")
 
 
-def _load_files(files: list[Path], env: Path, env_shown: str) -> list[LoadResult]:
+def _load_files(files: list[Path], env: Path, env_shown: str) -> Iterator[LoadResult]:
     """Results in file order: from the parse cache where a file is unchanged, the others
     parsed (on every core when there is much to parse) and kept for the next run. Results
     are unpickled as they arrive, while the workers parse the files after them."""
@@ -660,13 +666,11 @@ def _load_files(files: list[Path], env: Path, env_shown: str) -> list[LoadResult
     missing = [path for path, blob in zip(files, blobs) if blob is None]
     log.info("parse cache: %d of %d files unchanged", len(files) - len(missing), len(files))
     parsed = _parse_all(missing, env, env_shown, cache)
-    results = []
     for index, blob in enumerate(blobs):
         blobs[index] = None  # each pickle is dropped once loaded (240 MB at 1M extensions)
-        results.append(loads(blob if blob is not None else next(parsed)))
+        yield loads(blob if blob is not None else next(parsed))
     if missing and cache:
         cache.prune()
-    return results
 
 
 def _parse_all(files: list[Path], env: Path, env_shown: str, cache: ParseCache | None):

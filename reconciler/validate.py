@@ -36,10 +36,12 @@ from .template import expand_templates
 
 
 def validate_documents(
-    env: Path, documents: list[Document], diagnostics: Diagnostics, *, need_secrets: bool
+    env: Path, documents: list[Document], diagnostics: Diagnostics, *, need_secrets: bool,
+    manifests: Manifests | None = None,
 ) -> Manifests:
-    """Typed manifests of valid documents; everything else becomes a diagnostic."""
-    manifests = Manifests(env)
+    """Typed manifests of valid documents (added to `manifests`, when given); everything
+    else becomes a diagnostic."""
+    manifests = manifests if manifests is not None else Manifests(env)
     for doc in documents:
         model_class = KINDS.get(doc.kind)
         if model_class is None:
@@ -315,12 +317,46 @@ def _inner_model(annotation):
 
 
 def validate_environment(env: Path, *, need_secrets: bool = False):
-    """Load and validate one environment: (Manifests, Diagnostics)."""
+    """Load and validate one environment: (Manifests, Diagnostics).
+
+    Each file's documents are validated as soon as they are loaded, while the parser
+    processes work on the files after it. An environment with templates (`Use`), or
+    one the loader refuses as a whole, is validated again from the loaded documents.
+    """
     with paused_gc():
-        loaded = load_environment(env)
+        early = _EarlyValidation(env.resolve(), need_secrets)
+        loaded = load_environment(env, early.take)
         diagnostics = loaded.diagnostics
         documents = expand_templates(loaded.documents, diagnostics)
-        manifests = validate_documents(env.resolve(), documents, diagnostics,
-                                       need_secrets=need_secrets)
+        if early.covers(documents):
+            manifests = early.manifests
+            diagnostics.extend(early.diagnostics)
+        else:
+            manifests = validate_documents(env.resolve(), documents, diagnostics,
+                                           need_secrets=need_secrets)
         check_rules(manifests, diagnostics)
     return manifests, diagnostics
+
+
+class _EarlyValidation:
+    """Validates documents as the loader delivers them, until a template (`Use`) shows up:
+    templates are expanded over all documents at once."""
+
+    def __init__(self, env: Path, need_secrets: bool):
+        self.env, self.need_secrets = env, need_secrets
+        self.manifests = Manifests(env)
+        self.diagnostics = Diagnostics()
+        self.count = 0
+        self.stopped = False
+
+    def take(self, documents: list[Document]) -> None:
+        if self.stopped or any(doc.kind == "Use" for doc in documents):
+            self.stopped = True
+            return
+        validate_documents(self.env, documents, self.diagnostics,
+                           need_secrets=self.need_secrets, manifests=self.manifests)
+        self.count += len(documents)
+
+    def covers(self, documents: list[Document]) -> bool:
+        """Whether what was validated is exactly `documents` (nothing expanded or dropped)."""
+        return not self.stopped and self.count == len(documents)
