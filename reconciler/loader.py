@@ -33,7 +33,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
 from .gcpause import paused_gc
-from .parsecache import ParseCache, dumps, loads
+from .parsecache import ParseCache, dumps, loads, may_keep
 
 log = logging.getLogger(__name__)
 
@@ -693,7 +693,8 @@ def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | N
     """The pickled result of parsing `path`, kept under the digest of the bytes parsed (not
     of those the caller hashed: the file may have changed in between)."""
     data = path.read_bytes()
-    blob = dumps(load_file(path, env, env_shown, data))
-    if cache:
+    result = load_file(path, env, env_shown, data)
+    blob = dumps(result)
+    if cache and may_keep(result.documents):
         cache.put(cache.entry(path, env, env_shown, data), blob)
     return blob

@@ -11,9 +11,11 @@ back; so does a plan after an apply, whose state changed but whose files did not
 Entries are pickles, and a pickle is only ever loaded after its HMAC-SHA256 with
 the per-user cache key (see `cache.cache_key`, kept outside the cache) checked
 out: an edited or foreign entry, such as a CI cache restored from another job,
-is ignored and the file parsed again. An entry holds what the YAML file holds;
-secrets given by reference (`{env:}`, `{file:}`) are resolved later and never
-enter it. Entries unused for `KEEP_DAYS` are removed.
+is ignored and the file parsed again. A file with a secret written in plain text
+(a PIN other than '0000', a password, a database URL) is never kept: the entry
+would outlive the fix of the manifest. Secrets given by reference (`{env:}`,
+`{file:}`) are resolved later and never enter an entry. Entries unused for
+`KEEP_DAYS` are removed.
 """
 
 from __future__ import annotations
@@ -101,6 +103,23 @@ class ParseCache:
 
     def _mac(self, blob: bytes) -> bytes:
         return hmac.new(self.mac_key, blob, hashlib.sha256).digest()
+
+
+def may_keep(documents) -> bool:
+    """Whether no document holds a secret written in plain text ('0000', "the user chooses
+    a PIN at first login", is not a secret)."""
+    from .model import SECRET_FIELDS
+
+    def plain_secret(node) -> bool:
+        if isinstance(node, dict):
+            return any((key in SECRET_FIELDS and not isinstance(value, (dict, list))
+                        and value != "0000") or plain_secret(value)
+                       for key, value in node.items())
+        if isinstance(node, list):
+            return any(plain_secret(item) for item in node)
+        return False
+
+    return not any(plain_secret(doc.body) for doc in documents)
 
 
 def loads(blob: bytes):

@@ -14,6 +14,7 @@ and an entry that fails its check is never unpickled.
 from __future__ import annotations
 
 import os
+import re
 import pickle
 import shutil
 import tempfile
@@ -220,3 +221,16 @@ def test_entries_made_under_another_users_key_are_ignored(tmp_path):
     assert mine.returncode == 0, mine.output
     rewritten = {path.name: path.stat().st_mtime_ns for path in _entries(cache)}
     assert all(rewritten[name] != made[name] for name in made)  # none was served: all parsed
+
+
+def test_a_file_with_a_plain_text_secret_is_never_kept(tmp_path):
+    """The entry would outlive the fix of the manifest (and hold the PIN)."""
+    env, cache, config = tmp_path / "env", tmp_path / "cache", tmp_path / "config"
+    shutil.copytree(EXAMPLE, env)
+    tenant = next(path for path in _yaml_files(env) if "kind: Tenant" in path.read_text())
+    text = tenant.read_text()
+    assert "pin:" in text
+    tenant.write_text(re.sub(r'pin: .*', 'pin: "4711"', text, count=1))
+    assert _validate(env, cache, config).returncode == 0
+    assert len(_entries(cache)) == len(_yaml_files(env)) - 1
+    assert not any(b"4711" in path.read_bytes() for path in _entries(cache))
