@@ -28,6 +28,7 @@ from .state.deferred import open_deferred
 from .state.location import DEFAULT_STATE
 
 if TYPE_CHECKING:
+    from .apply import ApplyResult
     from .state.base import StateStore
 
 # Commands import what only they need (apply, export, render, the loader and
