@@ -107,19 +107,22 @@ class ParseCache:
 
 def may_keep(documents) -> bool:
     """Whether no document holds a secret written in plain text ('0000', "the user chooses
-    a PIN at first login", is not a secret)."""
+    a PIN at first login", is not a secret). Runs on every parsed file: a loop over a
+    stack, the secret keys found by a set intersection per mapping."""
     from .model import SECRET_FIELDS
 
-    def plain_secret(node) -> bool:
+    stack = [doc.body for doc in documents]
+    while stack:
+        node = stack.pop()
         if isinstance(node, dict):
-            return any((key in SECRET_FIELDS and not isinstance(value, (dict, list))
-                        and value != "0000") or plain_secret(value)
-                       for key, value in node.items())
-        if isinstance(node, list):
-            return any(plain_secret(item) for item in node)
-        return False
-
-    return not any(plain_secret(doc.body) for doc in documents)
+            for key in SECRET_FIELDS & node.keys():
+                value = node[key]
+                if value != "0000" and not isinstance(value, (dict, list)):
+                    return False
+            stack.extend([value for value in node.values() if isinstance(value, (dict, list))])
+        else:
+            stack.extend([item for item in node if isinstance(item, (dict, list))])
+    return True
 
 
 def loads(blob: bytes):

@@ -132,6 +132,7 @@ class _Inputs:
     platform: dict  # every top-level object of the state, and numbered extensions
     desired: dict[Key, Resource]  # what the environment writes
     key: FingerprintKey | None  # compares secrets with the state's fingerprints
+    owners: dict  # the owning environment of every resource of the snapshot
 
 
 def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
@@ -149,16 +150,13 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
                 state_mark=store.history_mark(snapshot.serial), owner=environment_name(env))
     desired = without_references(
         desired_resources(manifests, existing_extensions(snapshot, manifests)), refs)
-    inputs = _Inputs(manifests, diagnostics, refs, snapshot, platform, desired, key)
+    inputs = _Inputs(manifests, diagnostics, refs, snapshot, platform, desired, key,
+                     effective_owners(snapshot.resources))
     ownership = _check(plan, inputs, options)
     if plan.errors:
         _name_forbidden_changes(plan, inputs)
         return plan
-    owners = effective_owners(snapshot.resources)
-    plan.errors.extend(_stranded_on_targets(plan.owner, inputs, owners))
-    if plan.errors:
-        return plan
-    result, totals = _diff(plan, inputs, owners)
+    result, totals = _diff(plan, inputs)
     plan.actions, adopted_unchanged = adoption_actions(ownership, result.actions, desired)
     plan.unchanged = result.unchanged - adopted_unchanged
     _check_forbidden(plan, plan.actions, desired, platform)
@@ -166,7 +164,7 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     plan.refusals.extend(dangling([a for a in plan.actions if a.action == "delete"], platform))
     plan.actions.sort(key=Action.sort_key)
     plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
-    plan.cost = _cost(manifests, _costed(snapshot, owners, plan.owner), plan.actions)
+    plan.cost = _cost(manifests, _costed(snapshot, inputs.owners, plan.owner), plan.actions)
     log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
              len(plan.scheduled), plan.unchanged)
     return plan
@@ -186,6 +184,8 @@ def _read_state(store: StateStore, manifests: Manifests, accounts: set[str]
 def _check(plan: Plan, inputs: _Inputs, options: PlanOptions):
     """The manifests' diagnostics, ownership, and the rules that span the whole state; the
     ownership check's result (for adoption)."""
+    from .targetplan import stranded_on_targets
+
     if any(resource.secrets for resource in inputs.desired.values()):
         plan.secrets_mode = "fingerprinted" if inputs.key else "write-only"
     _forbid_admin_removal(plan, inputs.manifests, inputs.diagnostics, inputs.snapshot,
@@ -195,6 +195,8 @@ def _check(plan: Plan, inputs: _Inputs, options: PlanOptions):
     ownership = check_ownership(plan.owner, inputs.desired, inputs.refs, inputs.platform,
                                 options.adopt)
     plan.errors.extend(ownership.errors)
+    plan.errors.extend(stranded_on_targets(plan.owner, inputs.manifests, inputs.snapshot,
+                                           inputs.owners))
     if not inputs.diagnostics.has_errors():
         plan.errors.extend(check_uniqueness(inputs.desired, inputs.platform))
         plan.errors.extend(_check_parents(inputs.desired, inputs.platform))
@@ -211,29 +213,7 @@ def _name_forbidden_changes(plan: Plan, inputs: _Inputs) -> None:
     _group_follow_ons(plan)
 
 
-def _stranded_on_targets(owner: str, inputs: _Inputs, owners: dict) -> list[Diagnostic]:
-    """Objects that apply put on a target's platform for this environment's tenants, whose
-    Target is no longer declared: nothing could update or delete them, and phones would
-    keep registering with their passwords. A Target is removed after its objects."""
-    from .providers import TARGET_KINDS
-
-    domains = {r.attrs.get("sip_domain") for key, r in inputs.snapshot.resources.items()
-               if key[0] == "tenant" and owners[key] == owner}
-    stranded: dict[str, list[str]] = {}
-    for (kind, ident), resource in inputs.snapshot.resources.items():
-        target = resource.attrs.get("target") if kind in TARGET_KINDS else None
-        zone = resource.attrs.get("alias_domain") or resource.attrs.get("domain")
-        if target and target not in inputs.manifests.targets and zone in domains:
-            stranded.setdefault(target, []).append(f"{kind} {ident}")
-    return [Diagnostic(
-        None, f"target '{target}' is not declared, but it holds {len(objects)} objects that "
-        f"this environment applied there (e.g. {', '.join(sorted(objects)[:3])})",
-        f"declare the Target '{target}' again; to take them off the platform, remove what "
-        "needs them (the tenants' sip_domain or extensions), apply with --allow-delete, and "
-        "remove the Target after that") for target, objects in sorted(stranded.items())]
-
-
-def _diff(plan: Plan, inputs: _Inputs, owners: dict) -> tuple[Diff, dict[str, int]]:
+def _diff(plan: Plan, inputs: _Inputs) -> tuple[Diff, dict[str, int]]:
     """The differences to the state and to the targets' platforms; the number of this
     environment's resources per kind (for the delete limits)."""
     from .targetplan import desired_target_objects, diff_targets, open_providers, split_recorded
@@ -243,7 +223,7 @@ def _diff(plan: Plan, inputs: _Inputs, owners: dict) -> tuple[Diff, dict[str, in
     wanted = desired_target_objects(inputs.manifests, inputs.desired, plan.providers)
     result = diff(inputs.desired, own, inputs.key)
     _injected_bug(inputs.desired)
-    totals = _totals(r for key, r in own.items() if owners[key] == plan.owner)
+    totals = _totals(r for key, r in own.items() if inputs.owners[key] == plan.owner)
     if plan.providers:
         on_targets = diff_targets(wanted, recorded, plan.providers, inputs.key)
         log.info("targets: %d actions, %d unchanged, %d not declared",

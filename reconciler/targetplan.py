@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .diagnostics import ReconcilerError
+from .diagnostics import Diagnostic, ReconcilerError
 from .diff import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange
 from .lifecycle import today
 from .manifests import Manifests
-from .providers import TARGET_KINDS, Observed, Provider, provider_for
+from .providers import PROVIDER_OF_KIND, TARGET_KINDS, Observed, Provider, provider_for
 from .resources import Key, Resource
 from .secrets import FingerprintKey, secret_change, secret_record
-from .state.base import StateResource
+from .state.base import Snapshot, StateResource
 from .targets import served_tenants
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,27 @@ def _action(verb: str, resource: Resource, changes: dict[str, FieldChange],
                   where.short if where else None, changes, resource.attrs, records,
                   resource.rank, target=target, in_state=rec is not None,
                   secret_values=dict(resource.secrets))
+
+
+def stranded_on_targets(owner: str, manifests: Manifests, snapshot: Snapshot,
+                        owners: dict[Key, str | None]) -> list[Diagnostic]:
+    """Objects that apply put on a platform for this environment's tenants, whose Target is
+    no longer declared: nothing could update or delete them, and phones would keep
+    registering with their passwords. A Target is removed after its objects."""
+    zones = {r.attrs.get("sip_domain") for key, r in snapshot.resources.items()
+             if key[0] == "tenant" and owners[key] == owner}
+    stranded: dict[str, list[str]] = {}
+    for (kind, ident), resource in snapshot.resources.items():
+        target = resource.attrs.get("target") if kind in TARGET_KINDS else None
+        if target and target not in manifests.targets \
+                and PROVIDER_OF_KIND[kind].zone_of(kind, resource.attrs) in zones:
+            stranded.setdefault(target, []).append(f"{kind} {ident}")
+    return [Diagnostic(
+        None, f"target '{target}' is not declared, but it holds {len(objects)} objects that "
+        f"this environment applied there (e.g. {', '.join(sorted(objects)[:3])})",
+        f"declare the Target '{target}' again; to take them off the platform, remove what "
+        "needs them (the tenants' sip_domain or extensions), apply with --allow-delete, and "
+        "remove the Target after that") for target, objects in sorted(stranded.items())]
 
 
 def split_recorded(resources: dict[Key, StateResource]) -> tuple[dict, dict]:

@@ -7,7 +7,8 @@ from .base import Observed, Provider, TargetWrite
 from .kamailio import KamailioProvider
 
 PROVIDERS: dict[str, type] = {KamailioProvider.provider: KamailioProvider}
-TARGET_KINDS: frozenset[str] = frozenset(k for p in PROVIDERS.values() for k in p.kinds)
+PROVIDER_OF_KIND: dict[str, type] = {k: p for p in PROVIDERS.values() for k in p.kinds}
+TARGET_KINDS: frozenset[str] = frozenset(PROVIDER_OF_KIND)
 
 
 def provider_for(target: TargetEntry) -> Provider:
@@ -16,4 +17,5 @@ def provider_for(target: TargetEntry) -> Provider:
                                              target.at("database"))
 
 
-__all__ = ["Observed", "Provider", "TargetWrite", "PROVIDERS", "TARGET_KINDS", "provider_for"]
+__all__ = ["Observed", "Provider", "TargetWrite", "PROVIDERS", "PROVIDER_OF_KIND", "TARGET_KINDS",
+           "provider_for"]

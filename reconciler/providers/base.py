@@ -72,9 +72,11 @@ class Provider(abc.ABC):
     def open(self) -> None:
         """Connect and check the platform; raise ReconcilerError when it is unusable."""
 
+    @classmethod
     @abc.abstractmethod
-    def zone_of(self, kind: str, attrs: dict[str, Any]) -> str:
-        """The zone an object of this provider lies in (from its attributes)."""
+    def zone_of(cls, kind: str, attrs: dict[str, Any]) -> str:
+        """The zone an object of this provider lies in (from its attributes alone: also
+        known for objects of a Target no longer declared)."""
 
     @abc.abstractmethod
     def desired(self, tenant: Resource, extensions: list[Resource]) -> list[Resource]:

@@ -135,7 +135,8 @@ class KamailioProvider(Provider):
         self._credentials.clear()
 
     # -- what it should hold --------------------------------------------------
-    def zone_of(self, kind: str, attrs: dict[str, Any]) -> str:
+    @classmethod
+    def zone_of(cls, kind: str, attrs: dict[str, Any]) -> str:
         return attrs["alias_domain"] if kind == "sip_alias" else attrs["domain"]
 
     def desired(self, tenant: Resource, extensions: list[Resource]) -> list[Resource]:
