@@ -204,20 +204,31 @@ def stranded_on_targets(owner: str, manifests: Manifests, snapshot: Snapshot,
     """Objects that apply put on a platform for this environment's tenants, whose Target is
     no longer declared: nothing could update or delete them, and phones would keep
     registering with their passwords. A Target is removed after its objects."""
-    zones = {r.attrs.get("sip_domain") for key, r in snapshot.resources.items()
-             if key[0] == "tenant" and owners[key] == owner}
+    tenant_of_zone = {r.attrs.get("sip_domain"): ident for (kind, ident), r
+                      in snapshot.resources.items() if kind == "tenant" and owners[kind, ident] == owner}
     stranded: dict[str, list[str]] = {}
+    tenants: dict[str, str] = {}
     for (kind, ident), resource in snapshot.resources.items():
         target = resource.attrs.get("target") if kind in TARGET_KINDS else None
-        if target and target not in manifests.targets \
-                and PROVIDER_OF_KIND[kind].zone_of(kind, resource.attrs) in zones:
+        if not target or target in manifests.targets:
+            continue
+        tenant = tenant_of_zone.get(PROVIDER_OF_KIND[kind].zone_of(kind, resource.attrs))
+        if tenant is not None:
             stranded.setdefault(target, []).append(f"{kind} {ident}")
+            tenants.setdefault(target, tenant)
     return [Diagnostic(
-        None, f"target '{target}' is not declared, but it holds {len(objects)} objects that "
+        _where(manifests, tenants[target]),
+        f"target '{target}' is not declared, but it holds {len(objects)} objects that "
         f"this environment applied there (e.g. {', '.join(sorted(objects)[:3])})",
         f"declare the Target '{target}' again; to take them off the platform, remove what "
         "needs them (the tenants' sip_domain or extensions), apply with --allow-delete, and "
         "remove the Target after that") for target, objects in sorted(stranded.items())]
+
+
+def _where(manifests: Manifests, tenant: str):
+    """The tenant's `sip_domain` in the manifests, if it is still declared there."""
+    entry = manifests.tenants.get(tenant)
+    return entry.at("sip_domain") if entry is not None else None
 
 
 def split_recorded(resources: dict[Key, StateResource]) -> tuple[dict, dict]:

@@ -284,6 +284,7 @@ def test_a_target_is_removed_only_after_its_objects(sqlite_kamailio, sqlite_url,
     assert refused.returncode == 1, refused.output
     assert "target 'sip-berlin' is not declared, but it holds 7 objects" in refused.output
     assert "remove the Target after that" in refused.output
+    assert "tenant-sonnenschein.yaml:" in refused.output.split("target 'sip-berlin'")[0]
     assert env.apply("--auto-approve", "--allow-delete", env=variables).returncode == 1
     assert Platform(sqlite_kamailio).counts() != (0, 0, 0)  # nothing was written
     target.write_text(declared)  # declared again: nothing to do
