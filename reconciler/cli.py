@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -265,11 +266,13 @@ def _plan_and_print(envs, store, options: PlanOptions, out, output_format: str,
     cache_writes: list = []  # done once the output is out
     for env in envs:
         try:
+            build = partial(build_plan, memo=True)
             if out:  # a saved plan holds the full records: always computed afresh
-                result = build_plan(env, store, options)
+                result = build(env, store, options)
             else:
-                result = cached_plan(env, store, options, build_plan, plan_from_dict, plan_to_dict,
+                result = cached_plan(env, store, options, build, plan_from_dict, plan_to_dict,
                                      cache_writes)
+            cache_writes.extend(getattr(result, "later", ()))
         except ReconcilerError as exc:  # this environment fails; the others are still planned
             print_diagnostics(exc.diagnostics)
             results.append(EnvironmentResult(str(env), failure=exc.diagnostics))

@@ -83,10 +83,13 @@ class Prices:
                    amount(model.number_block))
 
 
-def cost_report(prices: Prices, before: Objects, after: Objects) -> CostReport:
-    """The monthly cost of `before` and `after`, per account, per invoice and in total."""
-    charges_before = _charges(prices, before)
-    charges_after = _charges(prices, after)
+def cost_report(prices: Prices, before: Objects, after: Objects,
+                unchanged_lines: Counter | None = None) -> CostReport:
+    """The monthly cost of `before` and `after`, per account, per invoice and in total.
+    `unchanged_lines`: (tenant, product, add-ons) → extensions in both that are not in
+    `before` and `after` (sealed by the plan memo)."""
+    charges_before = _charges(prices, before, unchanged_lines)
+    charges_after = _charges(prices, after, unchanged_lines)
     invoice_of = _invoice_labels({**_of_kind(before, "account"), **_of_kind(after, "account")},
                                  {**_of_kind(before, "base_package"),
                                   **_of_kind(after, "base_package")})
@@ -114,12 +117,13 @@ def _add(table: dict[str, Amounts], key: str, amounts: Amounts) -> None:
     table[key] = table.get(key, Amounts()) + amounts
 
 
-def _charges(prices: Prices, objects: Objects) -> dict[tuple[str, str], Decimal]:
+def _charges(prices: Prices, objects: Objects, unchanged_lines: Counter | None
+             ) -> dict[tuple[str, str], Decimal]:
     """(customer number, base package id or '') → the monthly amount charged there."""
     packages: dict[str, Attrs] = {}
     sites: dict[str, Attrs] = {}
     tenants: dict[str, Attrs] = {}
-    order_lines: Counter = Counter()  # (tenant, product, add-ons) → extensions
+    order_lines: Counter = Counter(unchanged_lines)  # (tenant, product, add-ons) → extensions
     for (kind, ident), attrs in objects.items():
         if kind == "extension":
             order_lines[(attrs["tenant"], attrs.get("product"),

@@ -91,6 +91,9 @@ class Document:
     env: Path  # absolute path of the environment root
     source: Source  # where the document starts
     env_shown: str = ""  # the environment as the user named it
+    # A tenant whose extensions the plan memo stands in for (memo.TenantSummary): the
+    # body holds no `extensions`; None for every document read from its file.
+    sealed: object = None
 
     def show(self, path: Path) -> str:
         """A path inside the environment as the user should see it."""
@@ -105,6 +108,10 @@ class Document:
 class LoadResult:
     documents: list[Document] = field(default_factory=list)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+
+# (file, its parse-cache key) → its load result, or None
+Reuse = Callable[[Path, str], "LoadResult | None"]
 
 
 def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source:
@@ -599,11 +606,12 @@ def manifest_files(env: Path) -> list[Path]:
 PARALLEL_THRESHOLD_BYTES = 2_000_000
 
 
-def load_environment(env: Path, each_file: Callable[[list[Document]], None] | None = None
-                     ) -> LoadResult:
+def load_environment(env: Path, each_file: Callable[[list[Document]], None] | None = None,
+                     reuse: Reuse | None = None) -> LoadResult:
     """All documents of one environment directory, in file order. `each_file` is given
     each file's documents as soon as they are loaded, while later files are still being
-    parsed (the caller can validate them meanwhile)."""
+    parsed (the caller can validate them meanwhile). `reuse(path, entry)` may give a
+    file's result instead of the parse cache (`entry`: the file's parse-cache key)."""
     result = LoadResult()
     env_shown = str(env)
     env = env.resolve()
@@ -617,7 +625,7 @@ def load_environment(env: Path, each_file: Callable[[list[Document]], None] | No
                 "the file links outside its environment",
                 "copy the file into the environment instead of linking to it",
             )
-    for loaded in _load_files(files, env, env_shown):
+    for loaded in _load_files(files, env, env_shown, reuse):
         result.documents.extend(loaded.documents)
         result.diagnostics.extend(loaded.diagnostics)
         if each_file is not None:
@@ -656,19 +664,29 @@ def _check_is_one_environment(result: LoadResult, files: list[Path], env: Path,
             f"pass each environment directory on its own, e.g. 'reconciler plan {example}'")
 
 
-def _load_files(files: list[Path], env: Path, env_shown: str) -> Iterator[LoadResult]:
-    """Results in file order: from the parse cache where a file is unchanged, the others
-    parsed (on every core when there is much to parse) and kept for the next run. Results
-    are unpickled as they arrive, while the workers parse the files after them."""
+def _load_files(files: list[Path], env: Path, env_shown: str, reuse: Reuse | None
+                ) -> Iterator[LoadResult]:
+    """Results in file order: given by `reuse`, else from the parse cache where a file is
+    unchanged, the others parsed (on every core when there is much to parse) and kept for
+    the next run. Results are unpickled as they arrive, while the workers parse the files
+    after them."""
     cache = ParseCache.open()
-    blobs = [cache.get(cache.entry(path, env, env_shown, path.read_bytes())) if cache else None
-             for path in files]
-    missing = [path for path, blob in zip(files, blobs) if blob is None]
+    entries = [cache.entry(path, env, env_shown, path.read_bytes()) if cache else None
+               for path in files]
+    reused = [reuse(path, entry.name) if reuse and entry else None
+              for path, entry in zip(files, entries)]
+    blobs = [cache.get(entry) if entry and done is None else None
+             for entry, done in zip(entries, reused)]
+    missing = [path for path, blob, done in zip(files, blobs, reused)
+               if blob is None and done is None]
     log.info("parse cache: %d of %d files unchanged", len(files) - len(missing), len(files))
     parsed = _parse_all(missing, env, env_shown, cache)
     for index, blob in enumerate(blobs):
         blobs[index] = None  # each pickle is dropped once loaded (240 MB at 1M extensions)
-        yield loads(blob if blob is not None else next(parsed))
+        if reused[index] is not None:
+            yield reused[index]
+        else:
+            yield loads(blob if blob is not None else next(parsed))
     if missing and cache:
         cache.prune()
 

@@ -53,6 +53,13 @@ class ExtensionEntry:
 class TenantEntry(Located):
     extensions: list[ExtensionEntry] = field(default_factory=list)
     passwords: dict[str, SecretValue] = field(default_factory=dict)  # by user e-mail
+    # With the plan memo: what the last clean plan found for this tenant's extensions,
+    # which were then neither loaded nor validated (`extensions` is empty).
+    sealed: typing.Any = None  # memo.TenantSummary
+
+    @property
+    def extension_count(self) -> int:
+        return len(self.extensions) + (self.sealed.count if self.sealed else 0)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,6 +92,8 @@ class Plan:
     # The open providers of the targets this plan read, by target name; apply writes
     # through them. Runtime only: never in a plan file or the cache.
     providers: dict = field(default_factory=dict, repr=False, compare=False)
+    # Cache writes to do once the plan is shown (the plan memo). Runtime only.
+    later: list = field(default_factory=list, repr=False, compare=False)
 
     def close(self) -> None:
         if self.providers:  # none for a plan from the cache: no need to import the providers
@@ -116,9 +119,12 @@ class Plan:
                 "left_alone": len(self.left_alone)}
 
 
-def build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
+def build_plan(env: Path, store: StateStore, options: PlanOptions, memo: bool = False
+               ) -> Plan:
+    """The plan of `env`; with `memo`, tenants whose extensions the plan memo (memo.py)
+    stands for are sealed, and the memo of this plan is among `plan.later`."""
     with paused_gc(freeze=True):
-        return _build_plan(env, store, options)
+        return _build_plan(env, store, options, memo)
 
 
 @dataclass
@@ -133,25 +139,28 @@ class _Inputs:
     desired: dict[Key, Resource]  # what the environment writes
     key: FingerprintKey | None  # compares secrets with the state's fingerprints
     owners: dict  # the owning environment of every resource of the snapshot
+    sealed: dict  # tenant → memo.TenantSummary: extensions in neither desired nor snapshot
 
 
-def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
-    # Imported here, not at the top: a plan served from the cache needs none of them.
-    from .validate import validate_environment
-
+def _build_plan(env: Path, store: StateStore, options: PlanOptions, use_memo: bool) -> Plan:
     key = _fingerprint_key()
-    manifests, diagnostics = validate_environment(env, need_secrets=True)
+    memo = _open_memo(env, store, options, key) if use_memo else None
+    manifests, diagnostics = _validate(env, memo)
     refs = references(manifests)
     scope = {number for number in manifests.accounts if ("account", number) not in refs}
     log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
              len(diagnostics.errors), len(diagnostics.warnings), ", ".join(sorted(scope)) or "none")
-    snapshot, platform = _read_state(store, manifests, _read_scope(manifests, refs, scope))
+    sealed = {name: entry.sealed for name, entry in manifests.tenants.items() if entry.sealed}
+    snapshot, platform = _read_state(store, manifests, _read_scope(manifests, refs, scope),
+                                     frozenset(sealed))
+    if sealed and snapshot.serial != memo.serial:  # written to since the memo was opened
+        return _build_plan(env, store, options, use_memo=False)
     plan = Plan(display_path(env), snapshot.serial, sorted(scope), state_id=store.identity(),
                 state_mark=store.history_mark(snapshot.serial), owner=environment_name(env))
     desired = without_references(
         desired_resources(manifests, existing_extensions(snapshot, manifests)), refs)
     inputs = _Inputs(manifests, diagnostics, refs, snapshot, platform, desired, key,
-                     effective_owners(snapshot.resources))
+                     effective_owners(snapshot.resources), sealed)
     ownership = _check(plan, inputs, options)
     if plan.errors:
         _name_forbidden_changes(plan, inputs)
@@ -164,17 +173,43 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions) -> Plan:
     plan.refusals.extend(dangling([a for a in plan.actions if a.action == "delete"], platform))
     plan.actions.sort(key=Action.sort_key)
     plan.actions, plan.scheduled = split_scheduled(plan.actions, today())
-    plan.cost = _cost(manifests, _costed(snapshot, inputs.owners, plan.owner), plan.actions)
+    plan.cost = _cost(manifests, _costed(snapshot, inputs.owners, plan.owner), plan.actions,
+                      sealed)
     log.info("planned %d actions, %d scheduled, %d unchanged", len(plan.actions),
              len(plan.scheduled), plan.unchanged)
+    if memo is not None:
+        write = memo.record(plan, manifests, desired, inputs.owners, refs)
+        if write is not None:
+            plan.later.append(write)
     return plan
 
 
-def _read_state(store: StateStore, manifests: Manifests, accounts: set[str]
-                ) -> tuple[Snapshot, dict]:
-    """The state of `accounts`, with the declared objects that it keeps under other
-    accounts; and the platform (every top-level object of the state)."""
-    snapshot = store.snapshot(accounts)
+def _open_memo(env: Path, store: StateStore, options: PlanOptions, key):
+    from .memo import PlanMemo
+
+    return PlanMemo.open(env, store.url_for_display, store.cache_version(), options.adopt,
+                         key.ident if key else None)
+
+
+def _validate(env: Path, memo):
+    """The validated manifests; with tenants sealed where the memo stands for them."""
+    # Imported here, not at the top: a plan served from the cache needs none of them.
+    from .validate import validate_environment
+
+    manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
+    if memo is not None and memo.reused and not memo.consistent():
+        log.info("plan memo: a file changed outside its extension lists; loading everything")
+        memo.forget()
+        manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
+    return manifests, diagnostics
+
+
+def _read_state(store: StateStore, manifests: Manifests, accounts: set[str],
+                sealed: frozenset[str]) -> tuple[Snapshot, dict]:
+    """The state of `accounts` (without the extensions of `sealed` tenants), with the
+    declared objects that it keeps under other accounts; and the platform (every
+    top-level object of the state)."""
+    snapshot = store.snapshot(accounts, sealed)
     platform = store.platform()
     _merge_declared(snapshot, platform, manifests)
     log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
@@ -186,7 +221,8 @@ def _check(plan: Plan, inputs: _Inputs, options: PlanOptions):
     ownership check's result (for adoption)."""
     from .targetplan import stranded_on_targets
 
-    if any(resource.secrets for resource in inputs.desired.values()):
+    if any(resource.secrets for resource in inputs.desired.values()) \
+            or any(summary.secrets for summary in inputs.sealed.values()):
         plan.secrets_mode = "fingerprinted" if inputs.key else "write-only"
     _forbid_admin_removal(plan, inputs.manifests, inputs.diagnostics, inputs.snapshot,
                           inputs.desired)
@@ -198,7 +234,7 @@ def _check(plan: Plan, inputs: _Inputs, options: PlanOptions):
     plan.errors.extend(stranded_on_targets(plan.owner, inputs.manifests, inputs.snapshot,
                                            inputs.owners))
     if not inputs.diagnostics.has_errors():
-        plan.errors.extend(check_uniqueness(inputs.desired, inputs.platform))
+        plan.errors.extend(check_uniqueness(inputs.desired, inputs.platform, inputs.sealed))
         plan.errors.extend(_check_parents(inputs.desired, inputs.platform))
     return ownership
 
@@ -224,6 +260,10 @@ def _diff(plan: Plan, inputs: _Inputs) -> tuple[Diff, dict[str, int]]:
     result = diff(inputs.desired, own, inputs.key)
     _injected_bug(inputs.desired)
     totals = _totals(r for key, r in own.items() if inputs.owners[key] == plan.owner)
+    for summary in inputs.sealed.values():  # unchanged, not compared
+        result.unchanged += summary.count
+        if summary.owned:
+            totals["extension"] = totals.get("extension", 0) + summary.owned
     if plan.providers:
         on_targets = diff_targets(wanted, recorded, plan.providers, inputs.key)
         log.info("targets: %d actions, %d unchanged, %d not declared",
@@ -291,8 +331,10 @@ def _costed(snapshot: Snapshot, owners: dict, owner: str) -> dict:
     return {key: r for key, r in snapshot.resources.items() if owners[key] in (owner, None)}
 
 
-def _cost(manifests: Manifests, resources: dict, actions: list[Action]) -> CostReport | None:
-    """The monthly cost of the state in scope, before and after the plan's actions."""
+def _cost(manifests: Manifests, resources: dict, actions: list[Action], sealed: dict
+          ) -> CostReport | None:
+    """The monthly cost of the state in scope, before and after the plan's actions (and
+    the extensions of `sealed` tenants, in neither)."""
     if not manifests.price_lists:
         return None
     prices = Prices.from_model(next(iter(manifests.price_lists.values())).model)
@@ -303,7 +345,9 @@ def _cost(manifests: Manifests, resources: dict, actions: list[Action]) -> CostR
             after.pop(action.key, None)
         else:
             after[action.key] = action.attrs
-    return cost_report(prices, before, after)
+    lines = Counter({(tenant, *line): count for tenant, summary in sealed.items()
+                     for line, count in summary.order_lines})
+    return cost_report(prices, before, after, lines)
 
 
 # Fault injection for the secret-canary tests: a bug whose message holds a secret.

@@ -181,8 +181,8 @@ def check_capacity(m: Manifests, d: Diagnostics) -> None:
     for name, entry in m.tenants.items():
         package = next((m.sites[s].model.base_package for s in entry.model.sites
                         if s in m.sites), None)
-        if package in m.packages and entry.extensions:
-            load.setdefault(package, []).append((name, len(entry.extensions)))
+        if package in m.packages and entry.extension_count:
+            load.setdefault(package, []).append((name, entry.extension_count))
     for package_id, tenants in load.items():
         package = m.packages[package_id]
         per_call = catalog.base_package_products.get(package.model.product)
@@ -290,6 +290,13 @@ def check_dids(m: Manifests, d: Diagnostics) -> None:
             if number is not None:
                 owners.setdefault(number, f"the {field_name} of tenant '{name}'")
     for name, entry in m.tenants.items():
+        if entry.sealed:  # its DIDs lay in its blocks when it was sealed
+            for did, label, where in entry.sealed.rule_dids:
+                other = owners.setdefault(did, label)
+                if other != label:
+                    d.error(where, f"did {did} of {label} is already {other}",
+                            "give every extension its own direct-dial number")
+            continue
         blocks = tenant_blocks(m, entry.model)
         for ext in entry.extensions:
             did = ext.model.did
@@ -367,8 +374,8 @@ def check_user_extensions(m: Manifests, d: Diagnostics) -> None:
     """A user's `extension` is one of the tenant's extensions, and no other user's (seed 002)."""
     for name, entry in m.tenants.items():
         users = entry.model.users
-        if not any(user.extension for user in users):
-            continue
+        if entry.sealed or not any(user.extension for user in users):
+            continue  # sealed: its users and extensions are those that passed this check
         numbers = {ext.model.number for ext in entry.extensions}
         linked: dict[str, str] = {}  # extension → user e-mail
         for index, user in enumerate(users):
@@ -438,7 +445,8 @@ def check_tenant_domains(m: Manifests, d: Diagnostics) -> None:
                     f"already the SIP domain of tenant '{other}'",
                     "give every tenant its own SIP domain")
         main = entry.model.main_extension
-        if main is not None and not any(e.model.number == main for e in entry.extensions):
+        if main is not None and not entry.sealed \
+                and not any(e.model.number == main for e in entry.extensions):
             d.error(entry.at("main_extension"), f"main_extension {main} of tenant '{name}' "
                     "is not one of its extensions", "name a declared extension number")
 

@@ -511,7 +511,8 @@ def _override(base: Document, top: Document) -> Document:
         merged.key_positions[key] = top.body.key_positions[key]
     # Fields from the template keep pointing at the template; overridden ones at the manifest.
     return _OverriddenDocument(base.kind, merged, top.file, top.env, top.source, top.env_shown,
-                               base.source, frozenset(top.body), top_items)
+                               rendered=base.source, top_fields=frozenset(top.body),
+                               top_items=top_items)
 
 
 def _merge_keyed(base: YList, top: YList, key: str) -> tuple[YList, set[int]]:

@@ -33,11 +33,14 @@ def _owner_of(resource: StateResource, platform: dict[Key, StateResource]) -> St
     return resource
 
 
-def check_uniqueness(desired: dict[Key, Resource],
-                     platform: dict[Key, StateResource]) -> list[Diagnostic]:
-    """Errors for what `desired` shares with objects of the state it does not declare."""
-    others = [_owner_of(r, platform) for key, r in platform.items() if key not in desired]
-    errors = _blocks(desired, others) + _single_numbers(desired, others)
+def check_uniqueness(desired: dict[Key, Resource], platform: dict[Key, StateResource],
+                     sealed: dict | None = None) -> list[Diagnostic]:
+    """Errors for what `desired` shares with objects of the state it does not declare.
+    `sealed`: tenant → memo.TenantSummary, whose extensions are declared too."""
+    sealed = sealed or {}
+    others = [_owner_of(r, platform) for key, r in platform.items()
+              if key not in desired and not _sealed_extension(key, sealed)]
+    errors = _blocks(desired, others) + _single_numbers(desired, others, sealed)
     errors += _site_links(desired, others) + _sip_domains(desired, others)
     return errors
 
@@ -87,21 +90,29 @@ def _numbers_of(resource) -> list[tuple[str, str]]:
     return []
 
 
-def _single_numbers(desired, others) -> list[Diagnostic]:
+def _sealed_extension(key: Key, sealed: dict) -> bool:
+    return key[0] == "extension" and key[1].partition("/")[0] in sealed
+
+
+def _single_numbers(desired, others, sealed: dict) -> list[Diagnostic]:
     held: dict = {}
     for other in others:
         for number, text in _numbers_of(other):
             held.setdefault(number_interval(number), (other, text))
+    declared = [(number, text, resource.kind, resource.id,
+                 lambda r=resource, t=text: r.source(_field(r, t)))
+                for resource in desired.values() for number, text in _numbers_of(resource)]
+    declared += [(did, "DID", "extension", ident, lambda where=where: where)
+                 for summary in sealed.values() for did, ident, where in summary.state_dids]
     errors = []
-    for resource in desired.values():
-        for number, text in _numbers_of(resource):
-            hit = held.get(number_interval(number))
-            if hit is not None:
-                other, theirs = hit
-                errors.append(Diagnostic(
-                    resource.source(_field(resource, text)), f"the {text} {number} of {resource.kind} '{resource.id}' is "
-                    f"already the {theirs} of {holder_text(other)}",
-                    "numbers are unique across the whole state: choose another number"))
+    for number, text, kind, ident, where in declared:
+        hit = held.get(number_interval(number))
+        if hit is not None:
+            other, theirs = hit
+            errors.append(Diagnostic(
+                where(), f"the {text} {number} of {kind} '{ident}' is already the {theirs} "
+                f"of {holder_text(other)}",
+                "numbers are unique across the whole state: choose another number"))
     return errors
 
 

@@ -77,7 +77,7 @@ def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnosti
         )
         return
     if isinstance(model, Tenant):
-        entry = TenantEntry(model, doc)
+        entry = TenantEntry(model, doc, sealed=doc.sealed)
         _load_tenant_children(entry, diagnostics, need_secrets)
         table[identity] = entry
     elif isinstance(model, Target):
@@ -316,16 +316,24 @@ def _inner_model(annotation):
     return None
 
 
-def validate_environment(env: Path, *, need_secrets: bool = False):
+def validate_environment(env: Path, *, need_secrets: bool = False, memo=None):
     """Load and validate one environment: (Manifests, Diagnostics).
 
     Each file's documents are validated as soon as they are loaded, while the parser
     processes work on the files after it. An environment with templates (`Use`), or
     one the loader refuses as a whole, is validated again from the loaded documents.
+    With a plan memo (memo.PlanMemo), unchanged files may come from it, their tenants
+    sealed; the memo sees every file's documents.
     """
     with paused_gc():
         early = _EarlyValidation(env.resolve(), need_secrets)
-        loaded = load_environment(env, early.take)
+
+        def take(documents: list[Document]) -> None:
+            if memo is not None:
+                memo.saw(documents)
+            early.take(documents)
+
+        loaded = load_environment(env, take, memo.reuse if memo is not None else None)
         diagnostics = loaded.diagnostics
         documents = expand_templates(loaded.documents, diagnostics)
         if early.covers(documents):

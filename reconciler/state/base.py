@@ -76,8 +76,11 @@ class StateStore(abc.ABC):
     url_for_display: str
 
     @abc.abstractmethod
-    def snapshot(self, scope: set[str] | None = None) -> Snapshot:
-        """The serial and the resources in `scope` (all when None), read consistently."""
+    def snapshot(self, scope: set[str] | None = None,
+                 without_extensions_of: frozenset[str] = frozenset()) -> Snapshot:
+        """The serial and the resources in `scope` (all when None), read consistently;
+        without the extensions of the tenants `without_extensions_of` (sealed by the plan
+        memo: the plan does not compare them)."""
 
     @abc.abstractmethod
     def platform(self) -> dict[tuple[str, str], StateResource]:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     or_,
     select,
@@ -284,12 +285,17 @@ class SQLStore(StateStore):
     def _read_connection(self):
         return self.engine.connect()
 
-    def snapshot(self, scope: set[str] | None = None) -> Snapshot:
+    def snapshot(self, scope: set[str] | None = None,
+                 without_extensions_of: frozenset[str] = frozenset()) -> Snapshot:
         with self._read_connection() as conn, conn.begin():
             serial = int(self._meta("serial", conn))
             query = select(resources_table)
             if scope is not None:
                 query = query.where(resources_table.c.scope.in_(sorted(scope)))
+            if without_extensions_of:
+                query = query.where(or_(
+                    resources_table.c.kind != "extension",
+                    self._tenant_of_id().not_in(sorted(without_extensions_of))))
             resources = {}
             loads = orjson.loads
             columns = resources_table.c
@@ -309,6 +315,13 @@ class SQLStore(StateStore):
                 resources[(kind, ident)] = StateResource(kind, ident, scope_of, attrs, secrets_of,
                                                          applied, owner and intern(owner))
         return Snapshot(serial, resources)
+
+    def _tenant_of_id(self):
+        """SQL for the tenant of an extension: its id is 'tenant/number'."""
+        ident = resources_table.c.id
+        if self.engine.dialect.name == "postgresql":
+            return func.split_part(ident, "/", 1)
+        return func.substr(ident, 1, func.instr(ident, "/") - 1)
 
     def platform(self):
         columns = resources_table.c
