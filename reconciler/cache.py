@@ -31,9 +31,11 @@ import secrets
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from .digests import digest_session, file_digest
 from .files import PRIVATE, write_private
 from .lifecycle import today
 
@@ -97,9 +99,10 @@ def env_digest(env: Path) -> bytes:
 
 
 def _files(root: Path):
-    """The files under `root`, following symbolic links to directories (each real directory
-    once), in a stable order."""
+    """(path relative to `root`, real path) of the files under `root`, following symbolic
+    links to directories (each real directory once), in a stable order."""
     seen = set()
+    top = len(os.path.join(root, ""))
     for folder, dirs, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
@@ -108,20 +111,22 @@ def _files(root: Path):
         seen.add(real)
         dirs.sort()
         for name in sorted(names):
-            path = Path(folder) / name
-            if path.is_file():
-                yield path
+            path = os.path.join(folder, name)
+            # realpath walks every component: only a link needs it (100,000s of files)
+            target = os.path.realpath(path) if os.path.islink(path) else os.path.join(real, name)
+            if os.path.isfile(target):
+                yield path[top:], target
 
 
 def _tree_digest(root: Path, digest, skip: frozenset = frozenset()) -> None:
     """Names, link targets and contents of the files under `root`; of those in `skip` only
     the name. A re-pointed symbolic link changes the digest even when the bytes are equal."""
     digest.update(os.path.realpath(root).encode() + b"\0")
-    for path in _files(root):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(os.path.realpath(path).encode() + b"\0")
-        if str(path.resolve()) not in skip:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for relative, real in _files(root):
+        digest.update(relative.encode() + b"\0")
+        digest.update(real.encode() + b"\0")
+        if real not in skip:
+            digest.update(file_digest(real))
 
 
 def fingerprint(key, env: Path, template_dirs: list[str], env_vars: list[str],
@@ -213,14 +218,21 @@ def lookup(path: Path, key, env: Path, state_version: tuple) -> dict | None:
 
 
 def store(path: Path, key, env: Path, state_version: tuple, plan: dict,
-          template_dirs: set, env_vars: set, secret_files: set) -> None:
+          template_dirs: set, env_vars: set, secret_files: set) -> Callable[[], None] | None:
+    """The write of a cache entry for `plan` (None when it cannot be cached). What the plan
+    was made from is taken now; the plan is serialised and written when the write is
+    called."""
     dirs, names, files = sorted(template_dirs), sorted(env_vars), sorted(secret_files)
     if (names or files) and key is None:
         log.debug("plan not cached: it read secrets and no fingerprint key is configured")
-        return
-    entry = {"state": list(state_version), "template_dirs": dirs, "env_vars": names,
-             "secret_files": files, "fingerprint": fingerprint(key, env, dirs, names, files),
-             "plan": plan}
+        return None
+    made_from = fingerprint(key, env, dirs, names, files)
+    return lambda: _write(path, {"state": list(state_version), "template_dirs": dirs,
+                                 "env_vars": names, "secret_files": files,
+                                 "fingerprint": made_from, "plan": plan()})
+
+
+def _write(path: Path, entry: dict) -> None:
     try:
         body = json.dumps(entry, ensure_ascii=False)
         write_private(path, json.dumps({"mac": _mac(cache_key(), body), "body": body},
@@ -247,21 +259,21 @@ def cached_plan(env: Path, state, options, build, from_dict, to_dict, later: lis
         log.info("plan not cached: the state's revision triggers are missing or disabled")
         return build(env, state, options)
     path = entry_path(env, state.url_for_display, options)
-    cached = lookup(path, key, env, state_version)
-    if cached is not None:
-        return from_dict(cached)
-    before = env_digest(env)
-    with recording() as (dirs, names, files):
-        plan = build(env, state, options)
-    # A plan that read a target is never cached: the platform can change without any
-    # file or the state changing, and reading it back is what such a plan is for.
-    if plan.state_serial == state_version[1] and not plan.errors \
-            and env_digest(env) == before and not getattr(plan, "providers", None):
-        def write() -> None:
-            store(path, key, env, state_version, to_dict(plan), dirs, names, files)
-
-        if later is None:
-            write()
-        else:
-            later.append(write)
+    with digest_session():  # each file hashed once, however often it is looked at
+        cached = lookup(path, key, env, state_version)
+        if cached is not None:
+            return from_dict(cached)
+        before = env_digest(env)
+        with recording() as (dirs, names, files):
+            plan = build(env, state, options)
+        # A plan that read a target is never cached: the platform can change without any
+        # file or the state changing, and reading it back is what such a plan is for.
+        if plan.state_serial != state_version[1] or plan.errors \
+                or env_digest(env) != before or getattr(plan, "providers", None):
+            return plan
+        write = store(path, key, env, state_version, lambda: to_dict(plan), dirs, names, files)
+    if write is not None and later is not None:
+        later.append(write)
+    elif write is not None:
+        write()
     return plan

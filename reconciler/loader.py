@@ -15,6 +15,7 @@ deep nesting.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
+from .digests import file_digest
 from .gcpause import paused_gc
 from .parsecache import ParseCache, dumps, loads, may_keep
 
@@ -671,7 +673,7 @@ def _load_files(files: list[Path], env: Path, env_shown: str, reuse: Reuse | Non
     the next run. Results are unpickled as they arrive, while the workers parse the files
     after them."""
     cache = ParseCache.open()
-    entries = [cache.entry(path, env, env_shown, path.read_bytes()) if cache else None
+    entries = [cache.entry(path, env, env_shown, file_digest(path)) if cache else None
                for path in files]
     reused = [reuse(path, entry.name) if reuse and entry else None
               for path, entry in zip(files, entries)]
@@ -714,5 +716,5 @@ def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | N
     result = load_file(path, env, env_shown, data)
     blob = dumps(result)
     if cache and may_keep(result.documents):
-        cache.put(cache.entry(path, env, env_shown, data), blob)
+        cache.put(cache.entry(path, env, env_shown, hashlib.sha256(data).digest()), blob)
     return blob

@@ -54,14 +54,15 @@ class ParseCache:
             log.debug("parse cache off: %s", exc)
             return None
 
-    def entry(self, path: Path, env: Path, env_shown: str, data: bytes) -> Path:
-        """Where the result of parsing `data` as the file `path` of `env` is kept."""
+    def entry(self, path: Path, env: Path, env_shown: str, content: bytes) -> Path:
+        """Where the result of parsing the file `path` of `env` is kept, when its bytes
+        have the SHA-256 `content`."""
         from .cache import code_digest
 
         digest = hashlib.sha256(code_digest().encode())
         for part in (str(path), str(env), env_shown):
             digest.update(part.encode() + b"\0")
-        digest.update(data)
+        digest.update(content)
         return self.directory / digest.hexdigest()
 
     def get(self, entry: Path) -> bytes | None:

@@ -210,7 +210,7 @@ def _read_state(store: StateStore, manifests: Manifests, accounts: set[str],
     declared objects that it keeps under other accounts; and the platform (every
     top-level object of the state)."""
     snapshot = store.snapshot(accounts, sealed)
-    platform = store.platform()
+    platform = store.platform(sealed)
     _merge_declared(snapshot, platform, manifests)
     log.info("state: %d resources in scope, serial %d", len(snapshot.resources), snapshot.serial)
     return snapshot, platform

@@ -475,3 +475,19 @@ def test_the_state_read_leaves_out_the_extensions_of_sealed_tenants(state_url, t
         assert ("tenant", "kunde-1") in read and ("user", "kunde-1/admin@kunde-1.example") in read
     finally:
         store.close()
+
+
+TENANT_NAMES = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,6}\Z")
+
+
+@given(left_out=st.sets(TENANT_NAMES, max_size=6), ids=st.lists(
+    st.tuples(TENANT_NAMES, st.from_regex(r"\A[0-9]{2,5}\Z")), max_size=30))
+def test_the_id_ranges_hold_exactly_the_extensions_of_the_other_tenants(left_out, ids):
+    """SQLite reads the extensions of all tenants but the sealed ones as index ranges."""
+    from reconciler.state.sql import _gaps_between
+
+    gaps = _gaps_between(sorted(left_out))
+    for tenant, number in ids:
+        ident = f"{tenant}/{number}"
+        inside = sum(low <= ident < high for low, high in gaps)
+        assert inside == (0 if tenant in left_out else 1), (ident, gaps)

@@ -83,9 +83,11 @@ class StateStore(abc.ABC):
         memo: the plan does not compare them)."""
 
     @abc.abstractmethod
-    def platform(self) -> dict[tuple[str, str], StateResource]:
+    def platform(self, without_extensions_of: frozenset[str] = frozenset()
+                 ) -> dict[tuple[str, str], StateResource]:
         """Every account, base package, site and tenant of the whole state, and the
-        extensions that have a DID: what ownership and platform-wide uniqueness compare."""
+        extensions that have a DID (but those of `without_extensions_of`): what ownership
+        and platform-wide uniqueness compare."""
 
     @abc.abstractmethod
     def write(self, writes: list[Write]) -> int:

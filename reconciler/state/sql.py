@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    column,
     create_engine,
     delete,
     event,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     select,
     text,
     update,
+    values,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -142,6 +144,17 @@ def _credentials_parse_cleanly(url: str) -> bool:
     if not at or ":" not in userinfo:
         return True
     return parsed.password == unquote(userinfo.split(":", 1)[1])
+
+
+def _gaps_between(tenants: list[str]) -> list[tuple[str, str]]:
+    """The id ranges [low, high) between the sorted tenants' extension ids: 'name/' up to
+    'name0' ('0' follows '/') holds exactly the ids that start with 'name/'."""
+    gaps, low = [], ""
+    for name in tenants:
+        gaps.append((low, name + "/"))
+        low = name + "0"
+    gaps.append((low, chr(0x10FFFF)))  # above every id
+    return gaps
 
 
 class SQLStore(StateStore):
@@ -287,21 +300,21 @@ class SQLStore(StateStore):
 
     def snapshot(self, scope: set[str] | None = None,
                  without_extensions_of: frozenset[str] = frozenset()) -> Snapshot:
+        columns = resources_table.c
+        wanted = (columns.kind, columns.id, columns.scope, columns.attrs, columns.secrets,
+                  columns.last_applied, columns.owner)
+        in_scope = () if scope is None else (columns.scope.in_(sorted(scope)),)
+        if without_extensions_of:
+            queries = [select(*wanted).where(or_(columns.kind < "extension",
+                                                 columns.kind > "extension"), *in_scope),
+                       self._extensions_except(wanted, without_extensions_of, *in_scope)]
+        else:
+            queries = [select(*wanted).where(*in_scope)]
         with self._read_connection() as conn, conn.begin():
             serial = int(self._meta("serial", conn))
-            query = select(resources_table)
-            if scope is not None:
-                query = query.where(resources_table.c.scope.in_(sorted(scope)))
-            if without_extensions_of:
-                query = query.where(or_(
-                    resources_table.c.kind != "extension",
-                    self._tenant_of_id().not_in(sorted(without_extensions_of))))
             resources = {}
             loads = orjson.loads
-            columns = resources_table.c
-            rows = conn.execute(query.with_only_columns(
-                columns.kind, columns.id, columns.scope, columns.attrs, columns.secrets,
-                columns.last_applied, columns.owner))
+            rows = (row for query in queries for row in conn.execute(query))
             for kind, ident, scope_of, attrs_text, secrets_text, applied_text, owner in rows:
                 attrs = loads(attrs_text)
                 # Without drift the last-applied text is the attrs text: decode it once.
@@ -316,20 +329,35 @@ class SQLStore(StateStore):
                                                          applied, owner and intern(owner))
         return Snapshot(serial, resources)
 
-    def _tenant_of_id(self):
-        """SQL for the tenant of an extension: its id is 'tenant/number'."""
-        ident = resources_table.c.id
+    def _extensions_except(self, wanted, tenants: frozenset[str], *conditions):
+        """A query of the extensions of all tenants but `tenants` (an extension's id is
+        'tenant/number'). On SQLite, one index range between each two of the tenants' id
+        prefixes: the rows of the tenants left out are never read. PostgreSQL compares in
+        its locale's collation, where an id prefix need not be one range: it filters."""
+        table = resources_table
         if self.engine.dialect.name == "postgresql":
-            return func.split_part(ident, "/", 1)
-        return func.substr(ident, 1, func.instr(ident, "/") - 1)
+            return select(*wanted).where(table.c.kind == "extension",
+                                         func.split_part(table.c.id, "/", 1).not_in(sorted(tenants)),
+                                         *conditions)
+        gaps = values(column("low", String), column("high", String), name="gaps").data(
+            _gaps_between(sorted(tenants))).cte("gaps")
+        return select(*wanted).select_from(gaps.join(table, and_(
+            table.c.kind == "extension", table.c.id >= gaps.c.low, table.c.id < gaps.c.high))
+        ).where(*conditions)
 
-    def platform(self):
+    def platform(self, without_extensions_of: frozenset[str] = frozenset()):
         columns = resources_table.c
-        query = select(columns.kind, columns.id, columns.scope, columns.attrs, columns.owner).where(
-            or_(columns.kind.in_(PLATFORM_KINDS),
-                and_(columns.kind == "extension", columns.attrs.like('%"did": "%'))))
+        wanted = (columns.kind, columns.id, columns.scope, columns.attrs, columns.owner)
+        with_did = columns.attrs.like('%"did": "%')
+        if without_extensions_of:
+            queries = [select(*wanted).where(columns.kind.in_(PLATFORM_KINDS)),
+                       self._extensions_except(wanted, without_extensions_of, with_did)]
+        else:
+            queries = [select(*wanted).where(or_(columns.kind.in_(PLATFORM_KINDS),
+                                                 and_(columns.kind == "extension", with_did)))]
         with self._read_connection() as conn, conn.begin():
             return {(kind, ident): StateResource(kind, ident, scope, orjson.loads(attrs), owner=owner)
+                    for query in queries
                     for kind, ident, scope, attrs, owner in conn.execute(query)}
 
     def changes_since(self, serial: int) -> list[ChangeRecord]:
