@@ -212,34 +212,51 @@ def _sealed_documents(documents, manifests, by_tenant, touched, owners, owner, r
 
 def summarize(entry, resources: list, owners: dict, owner: str) -> TenantSummary | None:
     """The summary of a tenant none of whose extensions changed; None when its extensions
-    depend on more than its file (a batch file, a secret from elsewhere)."""
+    depend on more than its file (a batch file, a secret from elsewhere). One pass over
+    the tenant's resources (this runs for every extension of a cold plan)."""
     if entry.model.extensions_from or len(resources) != len(entry.extensions):
         return None
-    for ext in entry.extensions:
-        pin = ext.pin
-        if ext.sip_password is not None or (
-                pin is not None and (pin.origin != "manifest" or pin.reveal() != "0000")):
-            return None
-    name = entry.model.name
-    by_number = {resource.attrs["number"]: resource for resource in resources}
-    rule_dids = []
-    for ext in entry.extensions:
-        model = ext.model
-        if model.did is None or (model.did == AUTO and model.number == AUTO):
-            continue
-        did = by_number[model.number].attrs["did"] if model.did == AUTO else model.did
-        rule_dids.append((did, f"extension {model.number} of tenant '{name}'", ext.at("did")))
     lines: Counter = Counter()
     owned = 0
+    secrets = False
     for resource in resources:
+        if resource.secrets:
+            if not _only_initial_pin(resource.secrets):
+                return None
+            secrets = True
         holder = owners.get(resource.key)
         owned += holder == owner
         if holder in (owner, None):
-            lines[(resource.attrs.get("product"), tuple(resource.attrs.get("addons") or ()))] += 1
+            attrs = resource.attrs
+            lines[(attrs["product"], tuple(attrs["addons"]))] += 1
     return TenantSummary(
-        count=len(resources), owned=owned,
-        secrets=any(resource.secrets for resource in resources),
-        rule_dids=tuple(rule_dids),
+        count=len(resources), owned=owned, secrets=secrets,
+        rule_dids=_rule_dids(entry, resources),
         state_dids=tuple((r.attrs["did"], r.id, r.source("did")) for r in resources
-                         if r.attrs.get("did")),
+                         if r.attrs["did"]),
         order_lines=tuple(lines.items()))
+
+
+def _only_initial_pin(secrets: dict) -> bool:
+    """Whether the only secret is a PIN '0000' written in the manifest (the user chooses
+    one at first login): any other value could change without the file changing."""
+    pin = secrets.get("pin")
+    return len(secrets) == 1 and pin is not None and pin.origin == "manifest" \
+        and pin.reveal() == "0000"
+
+
+def _rule_dids(entry, resources: list) -> tuple:
+    """(DID, label, where) as rules.check_dids registers the tenant's DIDs."""
+    declared = [ext for ext in entry.extensions if ext.model.did is not None]
+    if not declared:
+        return ()
+    by_number = {resource.attrs["number"]: resource for resource in resources}
+    name = entry.model.name
+    dids = []
+    for ext in declared:
+        model = ext.model
+        if model.did == AUTO and model.number == AUTO:
+            continue
+        did = by_number[model.number].attrs["did"] if model.did == AUTO else model.did
+        dids.append((did, f"extension {model.number} of tenant '{name}'", ext.at("did")))
+    return tuple(dids)

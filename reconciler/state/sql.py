@@ -146,6 +146,10 @@ def _credentials_parse_cleanly(url: str) -> bool:
     return parsed.password == unquote(userinfo.split(":", 1)[1])
 
 
+# Attributes whose values repeat across a tenant's extensions (~60 bytes per string).
+REPEATED_VALUES = ("tenant", "product", "start_date", "reference", "area_code")
+
+
 def _gaps_between(tenants: list[str]) -> list[tuple[str, str]]:
     """The id ranges [low, high) between the sorted tenants' extension ids: 'name/' up to
     'name0' ('0' follows '/') holds exactly the ids that start with 'name/'."""
@@ -314,15 +318,28 @@ class SQLStore(StateStore):
             serial = int(self._meta("serial", conn))
             resources = {}
             loads = orjson.loads
+            # Secret records without a fingerprint ('0000' PINs: "initial") are alike: one
+            # decoded object for all rows that have the same text (a snapshot is read-only).
+            shared_secrets: dict[str, dict] = {"{}": {}}
+            common: dict[str, str] = {}  # values many rows repeat: one string each
             rows = (row for query in queries for row in conn.execute(query))
             for kind, ident, scope_of, attrs_text, secrets_text, applied_text, owner in rows:
                 attrs = loads(attrs_text)
+                if kind == "extension":
+                    for name in REPEATED_VALUES:
+                        value = attrs.get(name)
+                        if value.__class__ is str:
+                            attrs[name] = common.setdefault(value, value)
                 # Without drift the last-applied text is the attrs text: decode it once.
                 if applied_text == attrs_text:
                     applied = attrs
                 else:
                     applied = loads(applied_text) if applied_text else None
-                secrets_of = loads(secrets_text) if secrets_text != "{}" else {}
+                secrets_of = shared_secrets.get(secrets_text)
+                if secrets_of is None:
+                    secrets_of = loads(secrets_text)
+                    if '"fp"' not in secrets_text:
+                        shared_secrets[secrets_text] = secrets_of
                 # One string per kind, account and owner, not one per row (~170 bytes each).
                 kind, scope_of = intern(kind), intern(scope_of)
                 resources[(kind, ident)] = StateResource(kind, ident, scope_of, attrs, secrets_of,
