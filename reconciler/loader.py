@@ -112,6 +112,15 @@ class LoadResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
+def keep_positions_only(items: YList) -> None:
+    """Let go of the values of a parsed list's mappings, keeping where each key stood:
+    once a tenant's extensions are validated, a plan only locates their fields (this
+    frees ~0.5 KB per extension)."""
+    for item in items:
+        if isinstance(item, YMap):
+            item.clear()
+
+
 # (file, its parse-cache key) → its load result, or None
 Reuse = Callable[[Path, str], "LoadResult | None"]
 
@@ -120,9 +129,9 @@ def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source
     """Walk `path` through YMap/YList and return the deepest known position."""
     position = getattr(node, "position", 0)
     for step in path:
-        if isinstance(node, YMap) and step in node:
+        if isinstance(node, YMap) and (step in node or step in node.key_positions):
             position = node.key_positions.get(step, position)
-            node = node[step]
+            node = node.get(step)  # None once the values were let go (keep_positions_only)
         elif isinstance(node, YList) and isinstance(step, int) and 0 <= step < len(node):
             position = node.item_positions[step]
             node = node[step]

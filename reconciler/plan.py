@@ -151,6 +151,9 @@ def _build_plan(env: Path, store: StateStore, options: PlanOptions, use_memo: bo
     log.info("%s: %d errors, %d warnings; accounts in scope: %s", display_path(env),
              len(diagnostics.errors), len(diagnostics.warnings), ", ".join(sorted(scope)) or "none")
     sealed = {name: entry.sealed for name, entry in manifests.tenants.items() if entry.sealed}
+    if memo is not None:
+        log.info("plan memo: the extensions of %d of %d tenants sealed", len(sealed),
+                 len(manifests.tenants))
     snapshot, platform = _read_state(store, manifests, _read_scope(manifests, refs, scope),
                                      frozenset(sealed))
     if sealed and snapshot.serial != memo.serial:  # written to since the memo was opened
@@ -194,6 +197,7 @@ def _open_memo(env: Path, store: StateStore, options: PlanOptions, key):
 def _validate(env: Path, memo):
     """The validated manifests; with tenants sealed where the memo stands for them."""
     # Imported here, not at the top: a plan served from the cache needs none of them.
+    from .loader import Document, YList, keep_positions_only
     from .validate import validate_environment
 
     manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
@@ -201,6 +205,10 @@ def _validate(env: Path, memo):
         log.info("plan memo: a file changed outside its extension lists; loading everything")
         memo.forget()
         manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
+    for entry in manifests.tenants.values():
+        extensions = entry.doc.body.get("extensions")
+        if type(entry.doc) is Document and isinstance(extensions, YList):
+            keep_positions_only(extensions)  # validated: only their positions are needed
     return manifests, diagnostics
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pgcluster import Cluster
 
@@ -27,6 +28,10 @@ _db_counter = itertools.count()
 # which makes the CLI refuse the default local state (a deliberate guard): tests that
 # exercise that guard set `CI` themselves, so the runner's value must not leak in.
 os.environ.pop("CI", None)
+# Property tests judge results, not speed: a loaded CI runner must not fail them on
+# hypothesis's 200 ms deadline per example.
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 
 @dataclass
