@@ -1,7 +1,8 @@
 """The plan memo (reconciler/memo.py): a plan with tenants sealed equals a plan from scratch.
 
 1. Property: an environment of customer files (each an Account, BasePackage, Site and a
-   Tenant with extensions, DIDs, users linked to extensions, a price list) is applied, then
+   Tenant with extensions, DIDs, users linked to extensions; two tenants filling one shared
+   package; a price list) is applied, then
    edited at random: extensions renamed, added, dropped, re-priced, given DIDs (their own,
    another tenant's, one outside the blocks, `auto`), PINs from the environment whose
    values change without a file changing, packages too small for their extensions, users
@@ -10,7 +11,8 @@
    plan made without any memo.
 2. The memo seals: after a change to one extension, the other tenants' extensions are not
    read from the state, and the plan says what the full plan says.
-3. A memo made against another state revision, or edited, is not used.
+3. A memo made against another state revision, or edited, is not used; on both state
+   backends the read leaves out exactly the sealed tenants' extensions.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from reconciler.state.sql import open_store
 KEY = "memo-test-fingerprint-key-0123456789abcdef"
 # Each tenant's admin has its own strong password (the rules insist).
 SECRETS = {"RECONCILER_SECRET_KEY": KEY,
-           **{f"MEMO_ADMIN_{i}": f"Zq{i}#vX8kLm2pRt{i * 7919}" for i in (*range(1, 60), *range(900, 910))}}
+           **{f"MEMO_ADMIN_{i}": f"Zq{i}#vX8kLm2pRt{i * 7919}"
+              for i in (*range(1, 60), *range(900, 910))}}
 
 
 @dataclass(frozen=True)
