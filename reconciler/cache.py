@@ -31,9 +31,9 @@ import secrets
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from .digests import digest_session, file_digest
 from .files import PRIVATE, write_private
@@ -217,7 +217,7 @@ def lookup(path: Path, key, env: Path, state_version: tuple) -> dict | None:
     return entry["plan"]
 
 
-def store(path: Path, key, env: Path, state_version: tuple, plan: dict,
+def store(path: Path, key, env: Path, state_version: tuple, plan: Callable[[], dict],
           template_dirs: set, env_vars: set, secret_files: set) -> Callable[[], None] | None:
     """The write of a cache entry for `plan` (None when it cannot be cached). What the plan
     was made from is taken now; the plan is serialised and written when the write is

@@ -38,9 +38,10 @@ from typing import Callable
 import orjson
 
 from .diagnostics import Source
-from .dids import AUTO
+from .dids import tenant_blocks
 from .loader import Document, LoadResult, YMap
 from .parsecache import ParseCache
+from .rules import declared_dids, did_label
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class PlanMemo:
         self.entries: dict[Path, str] = {}  # this plan's files → their parse-cache keys
         self.seen: dict[Path, list[Document]] = {}  # … and their documents
         self.reused: set[Path] = set()
+        self.digests: dict[Path, str | None] = {}
 
     @classmethod
     def open(cls, env: Path, state_url: str, state_version, adopt: bool,
@@ -116,13 +118,19 @@ class PlanMemo:
         loaded afresh has the heads the memo recorded for it."""
         if len(self.seen) != len(self.entries) or set(map(str, self.seen)) != set(self.heads):
             return False
-        return all(path in self.reused
-                   or heads_digest(documents, self.cache.mac_key) == self.heads[str(path)]
-                   for path, documents in self.seen.items())
+        return all(path in self.reused or self._digest(path) == self.heads[str(path)]
+                   for path in self.seen)
+
+    def _digest(self, path: Path) -> str | None:
+        """The digest of the heads of a file loaded afresh (once per plan)."""
+        if path not in self.digests:
+            self.digests[path] = heads_digest(self.seen[path], self.cache.mac_key)
+        return self.digests[path]
 
     def forget(self) -> None:
         """Load everything afresh (the memo is still written after the plan)."""
         self.files, self.entries, self.seen, self.reused = {}, {}, {}, set()
+        self.digests = {}
 
     # -- after a plan ----------------------------------------------------------
     def record(self, plan, manifests, desired: dict, owners: dict, refs: dict
@@ -143,7 +151,7 @@ class PlanMemo:
             if path in self.reused:
                 heads[str(path)], files[entry] = self.heads[str(path)], self.files[entry]
                 continue
-            digest = heads_digest(documents, self.cache.mac_key)
+            digest = self._digest(path)
             if digest is None:
                 return None
             heads[str(path)] = digest
@@ -166,8 +174,9 @@ def heads_digest(documents: list[Document], key: bytes) -> str | None:
     value cannot be serialised: such a file is never taken from the memo). Keyed: a head
     may hold a password in plain text, and a plain digest would let a guess be tested."""
     try:
-        data = orjson.dumps([(doc.kind, _head_body(doc.body) if doc.kind == "Tenant" else doc.body)
-                             for doc in documents],
+        data = orjson.dumps([(doc.kind, {key: value for key, value in doc.body.items()
+                                         if key != "extensions"} if doc.kind == "Tenant"
+                              else doc.body) for doc in documents],
                             option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:
         return None
@@ -202,7 +211,8 @@ def _sealed_documents(documents, manifests, by_tenant, touched, owners, owner, r
         if entry is None or entry.doc is not doc or ("tenant", entry.model.name) in refs \
                 or entry.model.name in touched:
             return None
-        summary = summarize(entry, by_tenant.get(entry.model.name, []), owners, owner)
+        summary = summarize(entry, by_tenant.get(entry.model.name, []), owners, owner,
+                            tenant_blocks(manifests, entry.model))
         if summary is None:
             return None
         sealed.append(Document(doc.kind, _head_body(doc.body), doc.file, doc.env, doc.source,
@@ -210,7 +220,8 @@ def _sealed_documents(documents, manifests, by_tenant, touched, owners, owner, r
     return sealed
 
 
-def summarize(entry, resources: list, owners: dict, owner: str) -> TenantSummary | None:
+def summarize(entry, resources: list, owners: dict, owner: str, blocks
+              ) -> TenantSummary | None:
     """The summary of a tenant none of whose extensions changed; None when its extensions
     depend on more than its file (a batch file, a secret from elsewhere). One pass over
     the tenant's resources (this runs for every extension of a cold plan)."""
@@ -231,7 +242,7 @@ def summarize(entry, resources: list, owners: dict, owner: str) -> TenantSummary
             lines[(attrs["product"], tuple(attrs["addons"]))] += 1
     return TenantSummary(
         count=len(resources), owned=owned, secrets=secrets,
-        rule_dids=_rule_dids(entry, resources),
+        rule_dids=_rule_dids(entry, blocks),
         state_dids=tuple((r.attrs["did"], r.id, r.source("did")) for r in resources
                          if r.attrs["did"]),
         order_lines=tuple(lines.items()))
@@ -245,18 +256,7 @@ def _only_initial_pin(secrets: dict) -> bool:
         and pin.reveal() == "0000"
 
 
-def _rule_dids(entry, resources: list) -> tuple:
+def _rule_dids(entry, blocks) -> tuple:
     """(DID, label, where) as rules.check_dids registers the tenant's DIDs."""
-    declared = [ext for ext in entry.extensions if ext.model.did is not None]
-    if not declared:
-        return ()
-    by_number = {resource.attrs["number"]: resource for resource in resources}
-    name = entry.model.name
-    dids = []
-    for ext in declared:
-        model = ext.model
-        if model.did == AUTO and model.number == AUTO:
-            continue
-        did = by_number[model.number].attrs["did"] if model.did == AUTO else model.did
-        dids.append((did, f"extension {model.number} of tenant '{name}'", ext.at("did")))
-    return tuple(dids)
+    return tuple((did, did_label(ext, entry.model.name), ext.at("did"))
+                 for ext, did in declared_dids(entry, blocks))

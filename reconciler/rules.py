@@ -292,34 +292,46 @@ def check_dids(m: Manifests, d: Diagnostics) -> None:
     for name, entry in m.tenants.items():
         if entry.sealed:  # its DIDs lay in its blocks when it was sealed
             for did, label, where in entry.sealed.rule_dids:
-                other = owners.setdefault(did, label)
-                if other != label:
-                    d.error(where, f"did {did} of {label} is already {other}",
-                            "give every extension its own direct-dial number")
+                _claim_did(owners, did, label, lambda where=where: where, d)
             continue
         blocks = tenant_blocks(m, entry.model)
-        for ext in entry.extensions:
-            did = ext.model.did
-            if did is None or (did == AUTO and ext.model.number == AUTO):
-                continue  # an auto number's DID is checked when the number is assigned
-            label = f"extension {ext.model.number} of tenant '{name}'"
-            if did == AUTO:
-                did = auto_did(ext.model.number, blocks)
-                if did is None:
-                    d.error(ext.at("did"), f"did: auto finds no number block of tenant "
-                            f"'{name}' that holds extension number {ext.model.number}",
-                            "give the DID explicitly, or add a block that covers the "
-                            "extension numbers to one of the tenant's sites")
-                    continue
+        for ext, did in declared_dids(entry, blocks):
+            label = did_label(ext, name)
+            if did is None:
+                d.error(ext.at("did"), f"did: auto finds no number block of tenant "
+                        f"'{name}' that holds extension number {ext.model.number}",
+                        "give the DID explicitly, or add a block that covers the "
+                        "extension numbers to one of the tenant's sites")
             elif not in_blocks(did, blocks):
                 d.error(ext.at("did"), f"did {did} of {label} is not in a number block of "
                         "the tenant's sites", "pick a number from a block of one of the "
                         "sites in 'sites'")
-                continue
-            other = owners.setdefault(did, label)
-            if other != label:
-                d.error(ext.at("did"), f"did {did} of {label} is already {other}",
-                        "give every extension its own direct-dial number")
+            else:
+                _claim_did(owners, did, label, lambda ext=ext: ext.at("did"), d)
+
+
+def declared_dids(entry: TenantEntry, blocks):
+    """(extension, its DID) of each of the tenant's extensions with a DID, `auto` resolved
+    in `blocks` (None when no block holds the number). An `auto` DID of an `auto` number is
+    left out: it is checked when the number is assigned."""
+    for ext in entry.extensions:
+        did = ext.model.did
+        if did is None or (did == AUTO and ext.model.number == AUTO):
+            continue
+        yield ext, auto_did(ext.model.number, blocks) if did == AUTO else did
+
+
+def did_label(ext: ExtensionEntry, tenant: str) -> str:
+    return f"extension {ext.model.number} of tenant '{tenant}'"
+
+
+def _claim_did(owners: dict[str, str], did: str, label: str, where, d: Diagnostics) -> None:
+    """`did` rings `label`, unless something else has it (`where`: its source, located only
+    for an error)."""
+    other = owners.setdefault(did, label)
+    if other != label:
+        d.error(where(), f"did {did} of {label} is already {other}",
+                "give every extension its own direct-dial number")
 
 
 def _check_auto_name(tenant: str, ext, auto_names: dict, d: Diagnostics) -> None:
