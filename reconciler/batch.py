@@ -10,15 +10,13 @@ position to point at.
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from .diagnostics import Diagnostics, Source
 from .loader import read_text
-from .model import AREA_CODE_PATTERN, EMAIL_PATTERN, PIN_PATTERN
+from .model import AREA_CODE_PATTERN, EMAIL_PATTERN, PIN_PATTERN, ExtensionValues
 
 COLUMNS = ("number", "name", "pin", "area_code", "display_name", "email")
 _AREA_CODE = re.compile(AREA_CODE_PATTERN)
@@ -29,31 +27,9 @@ HEADER_NAMES = frozenset(("number", "nummer", "extension", "nebenstelle", "neben
                           "durchwahl"))
 
 
-class BatchExtension(NamedTuple):
-    """An extension from a batch row: the fields of `model.Extension` a row can give.
-
-    A plain tuple rather than a pydantic model: every column is already checked
-    here, and batch files are where 100,000 extensions come from.
-    """
-
-    number: str
-    name: str
-    pin: str
-    area_code: str
-    display_name: str
-    email: str | None
-    product: str | None = None
-    addons: tuple = ()
-    start_date: datetime.date | None = None
-    reference: str | None = None
-    sip_password: None = None  # secrets of the SIP login are never written into a batch file
-    did: None = None
-    key: None = None  # batch rows have no key column: an auto row is identified by its name
-
-
 @dataclass(frozen=True, slots=True)
 class BatchRow:
-    extension: BatchExtension
+    extension: ExtensionValues
     source: Source
 
 
@@ -91,7 +67,7 @@ def parse_batch(path: Path, shown: str, dial_plan: int, diagnostics: Diagnostics
                 continue
         match = valid_row(line)
         if match:
-            rows.append(BatchRow(BatchExtension(*match.groups()), Source(shown, line_number)))
+            rows.append(BatchRow(ExtensionValues(*match.groups()), Source(shown, line_number)))
             continue
         row = _parse_row(line, Source(shown, line_number), dial_plan, diagnostics, tenant)
         if row is not None:
@@ -131,7 +107,7 @@ def _parse_row(line: str, where: Source, dial_plan: int, diagnostics: Diagnostic
         return None
     number, name, pin, area_code, display_name = fields[:5]
     email = fields[5] if len(fields) == 6 and fields[5] else None
-    return BatchRow(BatchExtension(number, name, pin, area_code, display_name, email), where)
+    return BatchRow(ExtensionValues(number, name, pin, area_code, display_name, email), where)
 
 
 def _column_problem(column: str, value: str, dial_plan: int) -> tuple[str, str] | None:

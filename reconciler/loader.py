@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import re
+from array import array
 from sys import intern
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -112,13 +113,33 @@ class LoadResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
+class KeptPositions:
+    """What `keep_positions_only` leaves of a mapping: where it and each of its keys stood.
+
+    ~200 bytes instead of ~800 for a YMap's position dict: the key names are one tuple
+    shared by the mappings with the same keys, the positions one array.
+    """
+
+    __slots__ = ("position", "keys", "marks")
+
+    def __init__(self, mapping: YMap, key_tuples: dict[tuple, tuple]):
+        keys = tuple(mapping.key_positions)
+        self.position = mapping.position
+        self.keys = key_tuples.setdefault(keys, keys)
+        self.marks = array("Q", mapping.key_positions.values())
+
+    def mark(self, key: str) -> int | None:
+        return self.marks[self.keys.index(key)] if key in self.keys else None
+
+
 def keep_positions_only(items: YList) -> None:
     """Let go of the values of a parsed list's mappings, keeping where each key stood:
     once a tenant's extensions are validated, a plan only locates their fields (this
-    frees ~0.5 KB per extension)."""
-    for item in items:
+    frees ~1.1 KB per extension)."""
+    key_tuples: dict[tuple, tuple] = {}
+    for index, item in enumerate(items):
         if isinstance(item, YMap):
-            item.clear()
+            items[index] = KeptPositions(item, key_tuples)
 
 
 # (file, its parse-cache key) → its load result, or None
@@ -131,11 +152,13 @@ def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source
     for step in path:
         if isinstance(node, YMap) and (step in node or step in node.key_positions):
             position = node.key_positions.get(step, position)
-            node = node.get(step)  # None once the values were let go (keep_positions_only)
+            node = node.get(step)
         elif isinstance(node, YList) and isinstance(step, int) and 0 <= step < len(node):
             position = node.item_positions[step]
             node = node[step]
         else:
+            if isinstance(node, KeptPositions):  # a value let go of: its key is the deepest
+                position = node.mark(step) or position
             break
     line, column = unpack(position)
     return Source(file, line, column, via)

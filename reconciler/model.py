@@ -8,9 +8,18 @@ of each kind live in `resources.py`; rules that span several documents live in
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Literal, Union
+import operator
+from typing import Annotated, Literal, NamedTuple, Sequence, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # Formats. The description words the error message: "… is not <description>".
@@ -228,6 +237,33 @@ class Extension(Strict):
         None, description="direct-dial number in a block of the tenant's sites, or 'auto'")
 
 
+class ExtensionValues(NamedTuple):
+    """An extension's validated values, as every step after validation reads them.
+
+    A tuple rather than the `Extension` model: a plan keeps one per extension, up to a
+    million, and the model with its instance dict and set of given fields costs five
+    times as much. Batch-file rows (checked column by column in batch.py) are made of
+    the same type.
+    """
+
+    number: str
+    name: str
+    pin: str | EnvSecret | FileSecret | None = None
+    area_code: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    product: str | None = None
+    addons: Sequence[str] = ()
+    start_date: datetime.date | None = None
+    reference: str | None = None
+    sip_password: str | EnvSecret | FileSecret | None = None
+    did: str | None = None
+    key: str | None = None
+
+
+_VALUES_OF_EXTENSION = operator.itemgetter(*ExtensionValues._fields)
+
+
 class BatchFile(Strict):
     """A batch file with what its rows do not say: the order's product, add-ons, date, reference."""
 
@@ -272,6 +308,12 @@ class Tenant(Strict):
     extensions_from: list[Text | BatchFile] = Field(
         [], description="TSV batch files with more extensions, relative to this manifest; "
         "or {file, product, addons, start_date, reference} to order every row alike")
+
+    @field_validator("extensions")
+    @classmethod
+    def _keep_values(cls, extensions: list[Extension]) -> list[ExtensionValues]:
+        """Validated as `Extension`, kept as `ExtensionValues`."""
+        return [ExtensionValues._make(_VALUES_OF_EXTENSION(e.__dict__)) for e in extensions]
 
     @property
     def effective_charset(self) -> str:

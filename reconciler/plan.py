@@ -196,8 +196,7 @@ def _open_memo(env: Path, store: StateStore, options: PlanOptions, key):
 
 def _validate(env: Path, memo):
     """The validated manifests; with tenants sealed where the memo stands for them."""
-    # Imported here, not at the top: a plan served from the cache needs none of them.
-    from .loader import Document, YList, keep_positions_only
+    # Imported here, not at the top: a plan served from the cache needs none of it.
     from .validate import validate_environment
 
     manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
@@ -205,10 +204,6 @@ def _validate(env: Path, memo):
         log.info("plan memo: a file changed outside its extension lists; loading everything")
         memo.forget()
         manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
-    for entry in manifests.tenants.values():
-        extensions = entry.doc.body.get("extensions")
-        if type(entry.doc) is Document and isinstance(extensions, YList):
-            keep_positions_only(extensions)  # validated: only their positions are needed
     return manifests, diagnostics
 
 

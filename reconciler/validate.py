@@ -16,7 +16,14 @@ from pydantic import BaseModel, ValidationError
 
 from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
-from .loader import Document, load_environment, number_text, paused_gc
+from .loader import (
+    Document,
+    YList,
+    keep_positions_only,
+    load_environment,
+    number_text,
+    paused_gc,
+)
 from .manifests import ExtensionEntry, Located, Manifests, TargetEntry, TenantEntry
 from .model import (
     FORMATS,
@@ -334,6 +341,12 @@ def validate_environment(env: Path, *, need_secrets: bool = False, memo=None):
             early.take(documents)
 
         loaded = load_environment(env, take, memo.reuse if memo is not None else None)
+        if early.stopped and early.compacted:
+            # A template's overrides may be among the files validated before the first
+            # `Use`, their extension lists compacted: load the documents again whole.
+            if memo is not None:
+                memo.forget()
+            loaded = load_environment(env, memo.saw if memo is not None else None)
         diagnostics = loaded.diagnostics
         documents = expand_templates(loaded.documents, diagnostics)
         if early.covers(documents):
@@ -356,6 +369,7 @@ class _EarlyValidation:
         self.diagnostics = Diagnostics()
         self.count = 0
         self.stopped = False
+        self.compacted = False  # an extension list was reduced to its positions
 
     def take(self, documents: list[Document]) -> None:
         if self.stopped or any(doc.kind == "Use" for doc in documents):
@@ -364,7 +378,14 @@ class _EarlyValidation:
         validate_documents(self.env, documents, self.diagnostics,
                            need_secrets=self.need_secrets, manifests=self.manifests)
         self.count += len(documents)
+        for doc in documents:  # validated: later steps only locate their fields
+            extensions = doc.body.get("extensions") if doc.kind == "Tenant" else None
+            if isinstance(extensions, YList):
+                keep_positions_only(extensions)
+                self.compacted = True
 
     def covers(self, documents: list[Document]) -> bool:
-        """Whether what was validated is exactly `documents` (nothing expanded or dropped)."""
+        """Whether what was validated is exactly `documents` (nothing expanded or dropped).
+        Without a `Use`, only the loader's refusal of a directory of environments drops
+        documents (all of them): nothing compacted is validated again."""
         return not self.stopped and self.count == len(documents)

@@ -21,3 +21,21 @@ def test_large_environments_are_parsed_in_parallel(tmp_path, monkeypatch):
     assert [d.body["customer_number"] for d in result.documents] == [
         "1000000", "1000001", "1000002", "1000003"]
     assert result.documents[2].locate("name").line == 3
+
+
+def test_a_list_kept_as_positions_only_still_locates_every_field():
+    text = ("kind: Tenant\nextensions:\n"
+            "  - number: \"100\"\n    name: Anna\n    addons: [voicemail]\n"
+            "  - {number: \"101\", name: Ben}\n")
+    diagnostics = loader.Diagnostics()
+    (body, source), = loader.parse_yaml(text, "t.yaml", diagnostics)
+    paths = [("extensions", 0, "name"), ("extensions", 0, "addons", 0), ("extensions", 1),
+             ("extensions", 1, "name"), ("extensions", 1, "missing"), ("extensions", 2)]
+    before = [loader.locate(body, "t.yaml", path) for path in paths]
+    loader.keep_positions_only(body["extensions"])
+    assert all(type(item) is loader.KeptPositions for item in body["extensions"])
+    after = [loader.locate(body, "t.yaml", path) for path in paths]
+    assert after[0] == before[0] and after[2:] == before[2:]
+    assert (after[1].line, after[1].column) == (5, 5)  # the list let go of: its key
+    assert [(s.line, s.column) for s in after] == [(4, 5), (5, 5), (6, 5), (6, 21), (6, 5),
+                                                   (2, 1)]
