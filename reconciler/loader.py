@@ -36,7 +36,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
 from .digests import file_digest
 from .gcpause import paused_gc
-from .parsecache import ParseCache, dumps, loads, may_keep
+from .parsecache import ParseCache, dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ class Document:
 class LoadResult:
     documents: list[Document] = field(default_factory=list)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    # A secret is written in plain text (a PIN other than '0000', a password): the parse
+    # cache never keeps the file, the entry would outlive the fix of the manifest.
+    plain_secret: bool = False
 
 
 class KeptPositions:
@@ -247,8 +250,12 @@ class _Constructor:
     """Turns composed nodes into YMap/YList/str/bool/None, collecting problems."""
 
     def __init__(self, file: str, diagnostics: Diagnostics):
+        from .model import SECRET_FIELDS
+
         self.file = file
         self.diagnostics = diagnostics
+        self.secret_keys = SECRET_FIELDS
+        self.plain_secret = False  # see LoadResult.plain_secret
         self.new_document()
 
     def new_document(self) -> None:
@@ -325,9 +332,17 @@ class _Constructor:
             key = key_node.value
             positions[key] = _pack(mark.line + 1, mark.column + 1)
             result[key] = self.construct(value_node)
+            if key in self.secret_keys:
+                self._check_plain(result[key])
         result.position = _pack(node.start_mark.line + 1, node.start_mark.column + 1)
         result.key_positions = positions
         return result
+
+    def _check_plain(self, value) -> None:
+        """A secret field's value: '0000' (the user chooses a PIN at first login) and
+        references ({env:}, {file:}) are not secrets; anything else is."""
+        if value != "0000" and not isinstance(value, (dict, list)):
+            self.plain_secret = True
 
     def _bad_key(self, key_node, positions: dict) -> None:
         """Report a key that is not a scalar, or that the mapping already has."""
@@ -401,7 +416,7 @@ class _PlainConstructor(_Constructor):
     def _mapping(self, node: MappingNode) -> YMap:
         result = YMap()
         positions: dict = {}
-        construct = self.construct
+        construct, secret_keys = self.construct, self.secret_keys
         for key_node, value_node in node.value:
             if type(key_node) is not ScalarNode or key_node.value in result:
                 self._bad_key(key_node, positions)
@@ -419,6 +434,8 @@ class _PlainConstructor(_Constructor):
                 result[key] = value
             else:
                 result[key] = construct(value_node)
+            if key in secret_keys:
+                self._check_plain(result[key])
         mark = node.start_mark
         result.position = _pack(mark.line + 1, mark.column + 1)
         result.key_positions = positions
@@ -511,6 +528,12 @@ def read_text(path: Path, shown: str, diagnostics: Diagnostics,
 
 def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YMap, Source]]:
     """Every document of a YAML text, each as (mapping, where it starts)."""
+    return _parse(text, shown, diagnostics)[0]
+
+
+def _parse(text: str, shown: str, diagnostics: Diagnostics
+           ) -> tuple[list[tuple[YMap, Source]], bool]:
+    """parse_yaml's documents, and whether a secret is written in plain text."""
     match = _YAML_DIRECTIVE.search(text) if "%YAML" in text else None
     if match:
         line = text.count("\n", 0, match.start()) + 1
@@ -518,7 +541,7 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
             Source(shown, line, 1), "a %YAML directive is not allowed",
             "remove the line; manifests are read as YAML 1.2 without directives",
         )
-        return []
+        return [], False
     plain = _ANCHOR.search(text) is None
     constructor = (_PlainConstructor if plain else _Constructor)(shown, diagnostics)
     documents = []
@@ -536,7 +559,7 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
                           "flatten the structure")
     finally:
         loader.dispose()
-    return documents
+    return documents, constructor.plain_secret
 
 
 def _compose_all(loader, constructor, documents: list, diagnostics: Diagnostics) -> None:
@@ -612,7 +635,8 @@ def load_file(path: Path, env: Path, env_shown: str, data: bytes | None = None) 
             "add a document ('kind: …') or delete the file",
         )
         return result
-    for body, source in parse_yaml(text, shown, result.diagnostics):
+    documents, result.plain_secret = _parse(text, shown, result.diagnostics)
+    for body, source in documents:
         kind = body.get("kind")
         if kind is None:
             result.diagnostics.error(
@@ -747,6 +771,6 @@ def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | N
     data = path.read_bytes()
     result = load_file(path, env, env_shown, data)
     blob = dumps(result)
-    if cache and may_keep(result.documents):
+    if cache and not result.plain_secret:
         cache.put(cache.entry(path, env, env_shown, hashlib.sha256(data).digest()), blob)
     return blob

@@ -106,26 +106,6 @@ class ParseCache:
         return hmac.new(self.mac_key, blob, hashlib.sha256).digest()
 
 
-def may_keep(documents) -> bool:
-    """Whether no document holds a secret written in plain text ('0000', "the user chooses
-    a PIN at first login", is not a secret). Runs on every parsed file: a loop over a
-    stack, the secret keys found by a set intersection per mapping."""
-    from .model import SECRET_FIELDS
-
-    stack = [doc.body for doc in documents]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key in SECRET_FIELDS & node.keys():
-                value = node[key]
-                if value != "0000" and not isinstance(value, (dict, list)):
-                    return False
-            stack.extend([value for value in node.values() if isinstance(value, (dict, list))])
-        else:
-            stack.extend([item for item in node if isinstance(item, (dict, list))])
-    return True
-
-
 def loads(blob: bytes):
     """A result from `get` or from a worker (only ever bytes that passed the check or that
     this run produced)."""

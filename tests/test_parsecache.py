@@ -234,3 +234,25 @@ def test_a_file_with_a_plain_text_secret_is_never_kept(tmp_path):
     assert _validate(env, cache, config).returncode == 0
     assert len(_entries(cache)) == len(_yaml_files(env)) - 1
     assert not any(b"4711" in path.read_bytes() for path in _entries(cache))
+
+
+@pytest.mark.parametrize("text, plain", [
+    ('pin: "0000"', False),
+    ('pin: "4711"', True),
+    ("pin: 4711", True),
+    ("pin:", True),
+    ("pin: !!str 4711", True),
+    ("password: {env: ADMIN_PASSWORD}", False),
+    ("sip_password: {file: secrets/sip.txt}", False),
+    ("database: postgresql://kamailio:geheim@db/kamailio", True),
+    ('extensions:\n  - {number: "10", pin: "0000"}\n  - {number: "11", pin: "12345"}', True),
+    ('extensions:\n  - {number: "10", pin: "0000"}', False),
+    ('first: &p "4711"\npin: *p', True),  # the constructor that follows aliases
+    ('first: &p "0000"\npin: *p', False),
+])
+def test_a_secret_in_plain_text_is_noticed_while_parsing(text, plain, tmp_path):
+    from reconciler.loader import load_file
+
+    path = tmp_path / "t.yaml"
+    path.write_text("kind: Tenant\n" + text + "\n")
+    assert load_file(path, tmp_path, str(tmp_path)).plain_secret is plain
