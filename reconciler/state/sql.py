@@ -28,12 +28,14 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     column,
     create_engine,
     delete,
     event,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -305,8 +307,12 @@ class SQLStore(StateStore):
     def snapshot(self, scope: set[str] | None = None,
                  without_extensions_of: frozenset[str] = frozenset()) -> Snapshot:
         columns = resources_table.c
+        # Without drift the last-applied text is the attrs text: the database says so
+        # instead of sending it twice (a million strings of ~300 bytes at 1M extensions).
+        applied_if_other = case((columns.last_applied == columns.attrs, literal("=")),
+                                else_=columns.last_applied)
         wanted = (columns.kind, columns.id, columns.scope, columns.attrs, columns.secrets,
-                  columns.last_applied, columns.owner)
+                  applied_if_other, columns.owner)
         in_scope = () if scope is None else (columns.scope.in_(sorted(scope)),)
         if without_extensions_of:
             queries = [select(*wanted).where(or_(columns.kind < "extension",
@@ -322,7 +328,8 @@ class SQLStore(StateStore):
             # decoded object for all rows that have the same text (a snapshot is read-only).
             shared_secrets: dict[str, dict] = {"{}": {}}
             common: dict[str, str] = {}  # values many rows repeat: one string each
-            rows = (row for query in queries for row in conn.execute(query))
+            rows = (row for query in queries  # fetched in batches, not a call per row
+                    for batch in conn.execute(query).partitions(10_000) for row in batch)
             for kind, ident, scope_of, attrs_text, secrets_text, applied_text, owner in rows:
                 attrs = loads(attrs_text)
                 if kind == "extension":
@@ -330,8 +337,7 @@ class SQLStore(StateStore):
                         value = attrs.get(name)
                         if value.__class__ is str:
                             attrs[name] = common.setdefault(value, value)
-                # Without drift the last-applied text is the attrs text: decode it once.
-                if applied_text == attrs_text:
+                if applied_text == "=":
                     applied = attrs
                 else:
                     applied = loads(applied_text) if applied_text else None
