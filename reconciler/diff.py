@@ -10,7 +10,7 @@ saved plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .resources import KIND_RANK, LOGO_IMAGE, Key, Resource
 from .secrets import FingerprintKey, secret_change, secret_record
@@ -29,8 +29,9 @@ SENSITIVE_MARKERS = frozenset({SENSITIVE, SENSITIVE_CHANGED, *_WRITTEN_AGAIN.val
 UNCOMPARED = frozenset({LOGO_IMAGE})
 
 
-@dataclass(frozen=True, slots=True)
-class FieldChange:
+class FieldChange(NamedTuple):
+    """One field's change. A tuple: a plan of 1M creates makes 13M of them."""
+
     before: Any
     after: Any
     drift: bool = False  # the platform value differs from what reconciler last applied

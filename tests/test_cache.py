@@ -150,8 +150,8 @@ def test_a_warm_plan_on_sqlite_imports_no_sqlalchemy_and_sees_an_edit_of_the_sta
     modules = imported(warm.stderr)
     assert "reconciler.cli" in modules
     assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "pydantic", "ruamel")}
-    _sqlite(sqlite_url, "UPDATE reconciler_resources SET attrs = replace(attrs, '\"contact\": "
-                        "\"', '\"contact\": \"edited ') WHERE kind = 'account'")
+    _sqlite(sqlite_url, "UPDATE reconciler_resources SET attrs = replace(attrs, '\"contact\":"
+                        "\"', '\"contact\":\"edited ') WHERE kind = 'account'")
     edited, planned = plan(workspace, sqlite_url, extra_env=profiled)
     assert SERVED not in edited.stderr and planned["summary"]["update"] == 1, edited.output
     assert "sqlalchemy" in imported(edited.stderr)
@@ -162,8 +162,8 @@ def test_a_sqlite_state_without_its_triggers_is_never_served(workspace, sqlite_u
     plan(workspace, sqlite_url)
     assert SERVED in plan(workspace, sqlite_url)[0].stderr
     _sqlite(sqlite_url, "DROP TRIGGER reconciler_revision_update")
-    _sqlite(sqlite_url, "UPDATE reconciler_resources SET attrs = replace(attrs, '\"contact\": "
-                        "\"', '\"contact\": \"edited ') WHERE kind = 'account'")
+    _sqlite(sqlite_url, "UPDATE reconciler_resources SET attrs = replace(attrs, '\"contact\":"
+                        "\"', '\"contact\":\"edited ') WHERE kind = 'account'")
     result, planned = plan(workspace, sqlite_url)
     assert SERVED not in result.stderr and planned["summary"]["update"] == 1
     assert "the state's revision triggers are missing or disabled" in result.stderr

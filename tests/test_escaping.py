@@ -35,6 +35,19 @@ def test_plain_leaves_no_control_characters(text):
     assert not _CONTROLS.search(plain(text))
 
 
+@given(st.text())
+def test_the_fast_paths_give_what_the_general_escapes_give(text):
+    """`plain` and `show` skip the regex and json.dumps for printable text: same result."""
+    import json
+
+    from reconciler.render import show
+    from reconciler.render.escape import _CONTROL, _visible
+
+    assert plain(text) == _CONTROL.sub(_visible, text)
+    if not text.startswith("(sensitive value"):
+        assert show(text) == json.dumps(text, ensure_ascii=False)
+
+
 def test_plain_shows_what_it_removed():
     assert plain("a\x1b[2Jb\nc\u202e") == "a\\x1b[2Jb\\nc\\u202e"
 

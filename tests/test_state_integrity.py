@@ -210,6 +210,34 @@ def test_an_update_of_a_vanished_row_fails_loudly(tmp_path):
         store.close()
 
 
+# -- the JSON text of rows ------------------------------------------------------------
+
+def test_rows_in_the_earlier_json_text_are_read_alike(state_url):
+    """Rows written before the compact encoding (blanks after ':' and ',') still give their
+    DIDs to the platform's uniqueness check, and the last-applied text equal to attrs
+    is recognised on both backends, whichever way it was written."""
+    from sqlalchemy import update
+
+    from reconciler.state.sql import resources_table
+
+    store = open_store(state_url)
+    try:
+        attrs = {"tenant": "t", "number": "100", "did": "+4930123-10", "name": "A"}
+        store.write([Write("create", "extension", "t/100", "1", attrs),
+                     Write("create", "extension", "t/101", "1", dict(attrs, did=None,
+                                                                     number="101"))])
+        old_text = json.dumps(attrs, sort_keys=True, ensure_ascii=False)
+        with store.engine.begin() as conn:
+            conn.execute(update(resources_table).where(resources_table.c.id == "t/100")
+                         .values(attrs=old_text, last_applied=old_text))
+        platform = store.platform()
+        assert ("extension", "t/100") in platform and ("extension", "t/101") not in platform
+        read = store.snapshot({"1"}).resources[("extension", "t/100")]
+        assert read.attrs == attrs and read.last_applied is read.attrs
+    finally:
+        store.close()
+
+
 # -- state identity: copies and restored backups ----------------------------------------
 
 def _copy_sqlite(source: str, target: Path) -> str:

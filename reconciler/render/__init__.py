@@ -16,8 +16,11 @@ from ..plan import ForbiddenChange, Plan
 
 def show(value: Any) -> str:
     """A value as plans print it: strings quoted, lists and mappings as JSON."""
-    if isinstance(value, str) and value in SENSITIVE_MARKERS:
-        return value
+    if isinstance(value, str):
+        if value in SENSITIVE_MARKERS:
+            return value
+        if value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'  # what json.dumps writes: nothing to escape
     return "null" if value is None else json.dumps(value, ensure_ascii=False)
 
 

@@ -44,7 +44,10 @@ def _visible(match: re.Match) -> str:
 
 def plain(text: object) -> str:
     """User text for a terminal or log: one line, no control characters."""
-    return _CONTROL.sub(_visible, str(text))
+    text = str(text)
+    # Printable text has none of _CONTROL's characters (they are all Cc, Cf, Zl or Zp):
+    # a check in C for the millions of lines of a large plan.
+    return text if text.isprintable() else _CONTROL.sub(_visible, text)
 
 
 # -- GitHub Actions ------------------------------------------------------------
