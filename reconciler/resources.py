@@ -197,19 +197,21 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
                      doc=entry.doc, path=("users", index)))
     numbers = assign_numbers(entry, existing)
     blocks = tenant_blocks(manifests, tenant)
+    dates: dict = {}  # each start date's text once: most extensions share a few
     for index, (ext_entry, number) in enumerate(zip(entry.extensions, numbers)):
         ext = ext_entry.model
-        ext_attrs = _extension_attrs(ext, tenant.name, number)
+        ext_attrs = _extension_attrs(ext, tenant.name, number, dates)
         if ext.did == AUTO:
             ext_attrs["did"] = _auto_did(ext_entry, tenant.name, number, blocks)
         secrets = {"pin": ext_entry.pin} if ext_entry.pin is not None else {}
         if ext_entry.sip_password is not None:
             secrets["sip_password"] = ext_entry.sip_password
-        from_yaml = index < len(tenant.extensions)
-        add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
-                     doc=entry.doc if from_yaml else None,
-                     path=("extensions", index) if from_yaml else (),
-                     row=ext_entry.row))
+        if ext_entry.row is None:
+            add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
+                         entry.doc, ("extensions", index)))
+        else:
+            add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
+                         row=ext_entry.row))
 
 
 def user_id(tenant: str, email: str) -> str:
@@ -217,15 +219,16 @@ def user_id(tenant: str, email: str) -> str:
     return f"{tenant}/{email.lower()}"
 
 
-def _extension_attrs(ext, tenant: str, number: str) -> dict[str, Any]:
+def _extension_attrs(ext, tenant: str, number: str, dates: dict) -> dict[str, Any]:
     """What `_attrs` would give, built directly: this runs once per extension."""
+    start = ext.start_date
+    if start is not None:
+        start = dates.get(start) or dates.setdefault(start, start.isoformat())
     return {
         "tenant": tenant, "number": number, "name": ext.name, "display_name": ext.display_name,
         "email": ext.email, "area_code": ext.area_code, "product": ext.product,
-        "addons": list(ext.addons),
-        "start_date": ext.start_date.isoformat() if ext.start_date else None,
-        "reference": ext.reference, "auto": ext.number == "auto", "did": ext.did,
-        "key": ext.key,
+        "addons": list(ext.addons), "start_date": start, "reference": ext.reference,
+        "auto": ext.number == "auto", "did": ext.did, "key": ext.key,
     }
 
 

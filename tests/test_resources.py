@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from reconciler.model import Extension
+from reconciler.model import Extension, ExtensionValues, Tenant
 from reconciler.resources import _attrs, _extension_attrs
 
 
@@ -14,4 +14,18 @@ def test_hand_built_extension_attrs_match_the_model():
                     area_code="030", product="light_user", addons=["voicemail"],
                     start_date=datetime.date(2026, 12, 1), reference="PO-1")
     expected = {"tenant": "t", **_attrs(ext, "number", ("pin", "sip_password")), "number": "100", "auto": False}
-    assert _extension_attrs(ext, "t", "100") == expected
+    assert _extension_attrs(ext, "t", "100", {}) == expected
+
+
+def test_a_tenant_keeps_every_field_of_its_extensions():
+    """Extensions are kept as ExtensionValues: a new model field cannot be dropped."""
+    assert set(ExtensionValues._fields) == set(Extension.model_fields)
+    raw = {"number": "100", "name": "A", "key": "k", "display_name": "B",
+           "email": "a@b.example", "pin": {"env": "PIN"}, "area_code": "030",
+           "product": "light_user", "addons": ["voicemail"],
+           "start_date": datetime.date(2026, 12, 1), "reference": "PO-1",
+           "sip_password": {"file": "s.txt"}, "did": "auto"}
+    tenant = Tenant(kind="Tenant", name="t", account="7000000", dial_plan=3, extensions=[raw])
+    kept, = tenant.extensions
+    assert type(kept) is ExtensionValues
+    assert kept._asdict() == dict(Extension.model_validate(raw))
