@@ -197,10 +197,10 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
                      doc=entry.doc, path=("users", index)))
     numbers = assign_numbers(entry, existing)
     blocks = tenant_blocks(manifests, tenant)
-    dates: dict = {}  # each start date's text once: most extensions share a few
+    shared: dict = {}  # see _extension_attrs
     for index, (ext_entry, number) in enumerate(zip(entry.extensions, numbers)):
         ext = ext_entry.model
-        ext_attrs = _extension_attrs(ext, tenant.name, number, dates)
+        ext_attrs = _extension_attrs(ext, tenant.name, number, shared)
         if ext.did == AUTO:
             ext_attrs["did"] = _auto_did(ext_entry, tenant.name, number, blocks)
         secrets = {"pin": ext_entry.pin} if ext_entry.pin is not None else {}
@@ -219,15 +219,19 @@ def user_id(tenant: str, email: str) -> str:
     return f"{tenant}/{email.lower()}"
 
 
-def _extension_attrs(ext, tenant: str, number: str, dates: dict) -> dict[str, Any]:
-    """What `_attrs` would give, built directly: this runs once per extension."""
+def _extension_attrs(ext, tenant: str, number: str, shared: dict) -> dict[str, Any]:
+    """What `_attrs` would give, built directly: this runs once per extension. Start dates
+    and add-on lists, which most extensions share, are made once (`shared`; resources
+    are never changed once built)."""
     start = ext.start_date
     if start is not None:
-        start = dates.get(start) or dates.setdefault(start, start.isoformat())
+        start = shared.get(start) or shared.setdefault(start, start.isoformat())
+    addons = tuple(ext.addons)
     return {
         "tenant": tenant, "number": number, "name": ext.name, "display_name": ext.display_name,
         "email": ext.email, "area_code": ext.area_code, "product": ext.product,
-        "addons": list(ext.addons), "start_date": start, "reference": ext.reference,
+        "addons": shared.get(addons) or shared.setdefault(addons, list(addons)),
+        "start_date": start, "reference": ext.reference,
         "auto": ext.number == "auto", "did": ext.did, "key": ext.key,
     }
 

@@ -173,7 +173,7 @@ def encode_json(value) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-REPEATED_VALUES = ("tenant", "product", "start_date", "reference", "area_code")
+REPEATED_VALUES = ("tenant", "number", "product", "start_date", "reference", "area_code")
 
 
 def _gaps_between(tenants: list[str]) -> list[tuple[str, str]]:
@@ -352,6 +352,7 @@ class SQLStore(StateStore):
             # decoded object for all rows that have the same text (a snapshot is read-only).
             shared_secrets: dict[str, dict] = {"{}": {}}
             common: dict[str, str] = {}  # values many rows repeat: one string each
+            shared_addons: dict[tuple, list] = {}
             rows = (row for query in queries  # fetched in batches, not a call per row
                     for batch in conn.execute(query).partitions(10_000) for row in batch)
             for kind, ident, scope_of, attrs_text, secrets_text, applied_text, owner in rows:
@@ -361,6 +362,9 @@ class SQLStore(StateStore):
                         value = attrs.get(name)
                         if value.__class__ is str:
                             attrs[name] = common.setdefault(value, value)
+                    addons = attrs.get("addons")
+                    if addons.__class__ is list:  # one list per set of add-ons (read-only)
+                        attrs["addons"] = shared_addons.setdefault(tuple(addons), addons)
                 if applied_text == "=":
                     applied = attrs
                 else:
