@@ -148,7 +148,6 @@ def _credentials_parse_cleanly(url: str) -> bool:
     return parsed.password == unquote(userinfo.split(":", 1)[1])
 
 
-# Attributes whose values repeat across a tenant's extensions (~60 bytes per string).
 def _insert_many(conn, table: Table, rows: list[dict]) -> None:
     """Insert `rows` (dicts of the same columns). SQLite gets them as they are, with
     named parameters: SQLAlchemy's processing of each row's parameters costs more than
@@ -173,6 +172,7 @@ def encode_json(value) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+# Attributes whose values repeat across a tenant's extensions (~60 bytes per string).
 REPEATED_VALUES = ("tenant", "number", "product", "start_date", "reference", "area_code")
 
 
