@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import new_sqlite_state, run_cli
+from reconciler.diagnostics import ReconcilerError
 from reconciler.state.base import StateConflict, Write
 from reconciler.state.sql import open_store
 
@@ -236,6 +237,37 @@ def test_rows_in_the_earlier_json_text_are_read_alike(state_url):
         assert read.attrs == attrs and read.last_applied is read.attrs
     finally:
         store.close()
+
+
+def test_a_version_3_state_is_read_as_it_is_and_marked_4_by_its_first_write(tmp_path):
+    """Rows of version 4 are written compactly: the first write marks the state so that a
+    reconciler that knows only version 3 refuses it instead of misreading its DIDs."""
+    import sqlite3
+
+    url = new_sqlite_state(tmp_path / "state.db")
+
+    def version() -> str:
+        with sqlite3.connect(tmp_path / "state.db") as conn:
+            return conn.execute("SELECT value FROM reconciler_meta "
+                                "WHERE key = 'schema_version'").fetchone()[0]
+
+    def set_version(value: str) -> None:
+        with sqlite3.connect(tmp_path / "state.db") as conn:
+            conn.execute("UPDATE reconciler_meta SET value = ? WHERE key = 'schema_version'",
+                         (value,))
+
+    set_version("3")
+    store = open_store(url)
+    try:
+        assert version() == "3"  # opening (and planning) writes nothing
+        store.write([Write("create", "account", "1", "1", {"name": "a"})])
+        assert version() == "4"
+    finally:
+        store.close()
+    set_version("5")
+    with pytest.raises(ReconcilerError, match="has schema version 5, this reconciler "
+                                              "understands 4 — upgrade reconciler"):
+        open_store(url)
 
 
 # -- state identity: copies and restored backups ----------------------------------------

@@ -17,8 +17,11 @@ from .location import mask_url, sqlite_path
 log = logging.getLogger(__name__)
 
 # 2: secret records instead of salted hashes, no plan-signing key;
-# 3: an owner environment per resource, a state id, revision counted on TRUNCATE too
-SCHEMA_VERSION = 3
+# 3: an owner environment per resource, a state id, revision counted on TRUNCATE too;
+# 4: JSON texts written compactly (`"did":"…"`); a reconciler that knows only 3 would miss
+#    such DIDs in its uniqueness check, so the first write marks a version 3 state 4
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = ("3", "4")  # read as they are; older ones are migrated first
 SQLITE_TRIGGERS_PRESENT = (
     "SELECT count(*) = 3 FROM sqlite_master WHERE type = 'trigger' AND name IN "
     "('reconciler_revision_insert', 'reconciler_revision_update', 'reconciler_revision_delete')")
@@ -43,7 +46,7 @@ def read_cache_version(path: Path) -> tuple[str, int, int] | None:
         connection.execute("BEGIN")
         tracked = connection.execute(SQLITE_TRIGGERS_PRESENT).fetchone()[0]
         meta = dict(connection.execute(_META).fetchall())
-        if not tracked or meta.get("schema_version") != str(SCHEMA_VERSION):
+        if not tracked or meta.get("schema_version") not in READABLE_VERSIONS:
             return None
         return meta["state_id"], int(meta["serial"]), int(meta["revision"])
     except (sqlite3.Error, KeyError, ValueError):

@@ -50,7 +50,12 @@ from ..files import open_lock_file
 from ..secrets import INITIAL_PIN, LEGACY_REF
 from .base import (ChangeRecord, LockTimeout, Snapshot, StateConflict, StateResource, StateStore,
                    Write)
-from .deferred import SCHEMA_VERSION, SQLITE_TRIGGERS_PRESENT, sqlite_display_url
+from .deferred import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    SQLITE_TRIGGERS_PRESENT,
+    sqlite_display_url,
+)
 from .location import mask_url, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -225,8 +230,8 @@ class SQLStore(StateStore):
             version = 2
         if version == 2:
             self._migrate_from_v2()
-            version = SCHEMA_VERSION
-        if version != SCHEMA_VERSION:
+            version = 3
+        if str(version) not in READABLE_VERSIONS:
             raise ReconcilerError(
                 f"the state at {self.url_for_display} has schema version {version}, "
                 f"this reconciler understands {SCHEMA_VERSION} — upgrade reconciler"
@@ -245,14 +250,13 @@ class SQLStore(StateStore):
                 for statement in self._revision_triggers():
                     conn.exec_driver_sql(statement)
                 conn.execute(update(meta_table).where(meta_table.c.key == "schema_version")
-                             .values(value=str(SCHEMA_VERSION)))
+                             .values(value="3"))
         except SQLAlchemyError as exc:
             raise ReconcilerError(
                 f"the state at {self.url_for_display} must be migrated to schema version "
-                f"{SCHEMA_VERSION} (an owner per resource), which failed: {short_reason(exc)} "
+                f"3 (an owner per resource), which failed: {short_reason(exc)} "
                 "— run reconciler once with a role that may write the state") from None
-        log.info("state migrated to schema version %s: resources have no owner yet",
-                 SCHEMA_VERSION)
+        log.info("state migrated to schema version 3: resources have no owner yet")
 
     def _migrate_from_v1(self) -> None:
         """Drop what v1 kept that lets a reader test guesses or forge plans.
@@ -450,6 +454,9 @@ class SQLStore(StateStore):
             _insert_many(conn, changes_table, log_rows)
             conn.execute(update(meta_table).where(meta_table.c.key == "serial")
                          .values(value=str(serial)))
+            conn.execute(update(meta_table).where(  # rows in the version 4 text: see there
+                meta_table.c.key == "schema_version", meta_table.c.value != str(SCHEMA_VERSION))
+                .values(value=str(SCHEMA_VERSION)))
         return serial
 
     def _write_rows(self, conn, updates: list[dict], deletes: list[dict]) -> None:
