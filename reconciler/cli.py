@@ -264,15 +264,15 @@ def _plan_and_print(envs, store, options: PlanOptions, out, output_format: str,
                     detailed_exitcode: bool, full_plan_url) -> None:
     results: list[EnvironmentResult] = []
     cache_writes: list = []  # done once the output is out
+    build = partial(build_plan, memo=True)
     for env in envs:
         try:
-            build = partial(build_plan, memo=True)
             if out:  # a saved plan holds the full records: always computed afresh
                 result = build(env, store, options)
             else:
                 result = cached_plan(env, store, options, build, plan_from_dict, plan_to_dict,
                                      cache_writes)
-            cache_writes.extend(getattr(result, "later", ()))
+            cache_writes.extend(result.later)
         except ReconcilerError as exc:  # this environment fails; the others are still planned
             print_diagnostics(exc.diagnostics)
             results.append(EnvironmentResult(str(env), failure=exc.diagnostics))

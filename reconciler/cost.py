@@ -117,6 +117,11 @@ def _add(table: dict[str, Amounts], key: str, amounts: Amounts) -> None:
     table[key] = table.get(key, Amounts()) + amounts
 
 
+def order_line(attrs: Attrs) -> tuple[str | None, tuple[str, ...]]:
+    """What an extension is charged as: (product, add-ons)."""
+    return attrs.get("product"), tuple(attrs.get("addons") or ())
+
+
 def _charges(prices: Prices, objects: Objects, unchanged_lines: Counter | None
              ) -> dict[tuple[str, str], Decimal]:
     """(customer number, base package id or '') → the monthly amount charged there."""
@@ -126,8 +131,7 @@ def _charges(prices: Prices, objects: Objects, unchanged_lines: Counter | None
     order_lines: Counter = Counter(unchanged_lines)  # (tenant, product, add-ons) → extensions
     for (kind, ident), attrs in objects.items():
         if kind == "extension":
-            order_lines[(attrs["tenant"], attrs.get("product"),
-                         tuple(attrs.get("addons") or ()))] += 1
+            order_lines[(attrs["tenant"], *order_line(attrs))] += 1
         elif kind == "base_package":
             packages[ident] = attrs
         elif kind == "site":

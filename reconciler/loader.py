@@ -271,10 +271,11 @@ class _Constructor:
 
     def __init__(self, file: str, diagnostics: Diagnostics):
         from .model import SECRET_FIELDS
+        from .secrets import INITIAL_PIN
 
         self.file = file
         self.diagnostics = diagnostics
-        self.secret_keys = SECRET_FIELDS
+        self.secret_keys, self.initial_pin = SECRET_FIELDS, INITIAL_PIN
         self.plain_secret = False  # see LoadResult.plain_secret
         self.new_document()
 
@@ -361,7 +362,7 @@ class _Constructor:
     def _check_plain(self, value) -> None:
         """A secret field's value: '0000' (the user chooses a PIN at first login) and
         references ({env:}, {file:}) are not secrets; anything else is."""
-        if value != "0000" and not isinstance(value, (dict, list)):
+        if value != self.initial_pin and not isinstance(value, (dict, list)):
             self.plain_secret = True
 
     def _bad_key(self, key_node, positions: dict) -> None:

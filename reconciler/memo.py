@@ -37,6 +37,7 @@ from typing import Callable
 
 import orjson
 
+from .cost import order_line
 from .diagnostics import Source
 from .dids import tenant_blocks
 from .loader import Document, LoadResult, YMap
@@ -238,8 +239,7 @@ def summarize(entry, resources: list, owners: dict, owner: str, blocks
         holder = owners.get(resource.key)
         owned += holder == owner
         if holder in (owner, None):
-            attrs = resource.attrs
-            lines[(attrs["product"], tuple(attrs["addons"]))] += 1
+            lines[order_line(resource.attrs)] += 1
     return TenantSummary(
         count=len(resources), owned=owned, secrets=secrets,
         rule_dids=_rule_dids(entry, blocks),
@@ -251,9 +251,7 @@ def summarize(entry, resources: list, owners: dict, owner: str, blocks
 def _only_initial_pin(secrets: dict) -> bool:
     """Whether the only secret is a PIN '0000' written in the manifest (the user chooses
     one at first login): any other value could change without the file changing."""
-    pin = secrets.get("pin")
-    return len(secrets) == 1 and pin is not None and pin.origin == "manifest" \
-        and pin.reveal() == "0000"
+    return len(secrets) == 1 and "pin" in secrets and secrets["pin"].is_initial_pin
 
 
 def _rule_dids(entry, blocks) -> tuple:

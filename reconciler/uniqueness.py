@@ -99,21 +99,32 @@ def _single_numbers(desired, others, sealed: dict) -> list[Diagnostic]:
     for other in others:
         for number, text in _numbers_of(other):
             held.setdefault(number_interval(number), (other, text))
-    declared = [(number, text, resource.kind, resource.id,
-                 lambda r=resource, t=text: r.source(_field(r, t)))
-                for resource in desired.values() for number, text in _numbers_of(resource)]
-    declared += [(did, "DID", "extension", ident, lambda where=where: where)
-                 for summary in sealed.values() for did, ident, where in summary.state_dids]
     errors = []
-    for number, text, kind, ident, where in declared:
-        hit = held.get(number_interval(number))
-        if hit is not None:
-            other, theirs = hit
-            errors.append(Diagnostic(
-                where(), f"the {text} {number} of {kind} '{ident}' is already the {theirs} "
-                f"of {holder_text(other)}",
-                "numbers are unique across the whole state: choose another number"))
+    for resource in desired.values():
+        for number, text in _numbers_of(resource):
+            taken = _taken_text(held, number, text, resource.kind, resource.id)
+            if taken:
+                errors.append(Diagnostic(resource.source(_field(resource, text)), taken,
+                                         _UNIQUE_HINT))
+    for summary in sealed.values():
+        for did, ident, where in summary.state_dids:
+            taken = _taken_text(held, did, "DID", "extension", ident)
+            if taken:
+                errors.append(Diagnostic(where, taken, _UNIQUE_HINT))
     return errors
+
+
+_UNIQUE_HINT = "numbers are unique across the whole state: choose another number"
+
+
+def _taken_text(held: dict, number: str, text: str, kind: str, ident: str) -> str | None:
+    """The error when another object of the state holds `number`; None when none does."""
+    hit = held.get(number_interval(number))
+    if hit is None:
+        return None
+    other, theirs = hit
+    return (f"the {text} {number} of {kind} '{ident}' is already the {theirs} "
+            f"of {holder_text(other)}")
 
 
 def _field(resource, text: str) -> str | None:
