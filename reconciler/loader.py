@@ -1,7 +1,8 @@
 """Load stage: environment directories → YAML documents that know their lines.
 
-Parsing uses ruamel.yaml's C composer (libyaml) and our own small constructor
-instead of ruamel's Python constructors: the round-trip loader is far too slow
+Most manifests are read by `blockyaml`, a line parser for the plain block YAML
+they are written in; any other text goes to ruamel.yaml's C composer (libyaml)
+and our own small constructor instead of ruamel's Python constructors: the round-trip loader is far too slow
 for 100k extensions, and the safe constructor loses line numbers. Ours types
 plain scalars as YAML 1.2's core schema does, which is what editors and JSON
 Schema validators see: `null`/`~`/empty, `true`/`false`, and numbers, which
@@ -33,6 +34,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from . import blockyaml
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
 from .digests import file_digest
 from .gcpause import paused_gc
@@ -554,7 +556,10 @@ def parse_yaml(text: str, shown: str, diagnostics: Diagnostics) -> list[tuple[YM
 
 def _parse(text: str, shown: str, diagnostics: Diagnostics
            ) -> tuple[list[tuple[YMap, Source]], bool]:
-    """parse_yaml's documents, and whether a secret is written in plain text."""
+    """parse_yaml's documents, and whether a secret is written in plain text.
+
+    Most manifests are read line by line (`blockyaml`); what that does not fully know
+    is composed by libyaml."""
     match = _YAML_DIRECTIVE.search(text) if "%YAML" in text else None
     if match:
         line = text.count("\n", 0, match.start()) + 1
@@ -563,6 +568,17 @@ def _parse(text: str, shown: str, diagnostics: Diagnostics
             "remove the line; manifests are read as YAML 1.2 without directives",
         )
         return [], False
+    with paused_gc():
+        simple = blockyaml.parse(text)
+    if simple is not None:
+        bodies, plain_secret = simple
+        return [(body, Source(shown, *unpack(body.position))) for body in bodies], plain_secret
+    return _compose(text, shown, diagnostics)
+
+
+def _compose(text: str, shown: str, diagnostics: Diagnostics
+             ) -> tuple[list[tuple[YMap, Source]], bool]:
+    """_parse through libyaml's composer: any YAML text, with its errors reported."""
     plain = _ANCHOR.search(text) is None
     constructor = (_PlainConstructor if plain else _Constructor)(shown, diagnostics)
     documents = []
