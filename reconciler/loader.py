@@ -119,6 +119,9 @@ class Document:
     # A tenant whose extensions the plan memo stands in for (memo.TenantSummary): the
     # body holds no `extensions`; None for every document read from its file.
     sealed: object = None
+    # What checking the document against its kind's model gave where the file was parsed
+    # (see load_environment's `prepare`): (model or None, diagnostics); None if not done.
+    checked: object = None
 
     def show(self, path: Path) -> str:
         """A path inside the environment as the user should see it."""
@@ -161,6 +164,8 @@ def keep_positions_only(items: YList) -> None:
     """Let go of the values of a parsed list's mappings, keeping where each key stood:
     once a tenant's extensions are validated, a plan only locates their fields (this
     frees ~1.1 KB per extension)."""
+    if items and isinstance(items[0], KeptPositions):
+        return  # done where the file was parsed
     key_tuples: dict[tuple, tuple] = {}
     for index, item in enumerate(items):
         if isinstance(item, YMap):
@@ -169,6 +174,8 @@ def keep_positions_only(items: YList) -> None:
 
 # (file, its parse-cache key) → its load result, or None
 Reuse = Callable[[Path, str], "LoadResult | None"]
+# Work on a file's result where it is parsed (a worker process); a module-level function.
+Prepare = Callable[["LoadResult"], None]
 
 
 def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source:
@@ -702,11 +709,14 @@ PARALLEL_THRESHOLD_BYTES = 2_000_000
 
 
 def load_environment(env: Path, each_file: Callable[[list[Document]], None] | None = None,
-                     reuse: Reuse | None = None) -> LoadResult:
+                     reuse: Reuse | None = None, prepare: Prepare | None = None
+                     ) -> LoadResult:
     """All documents of one environment directory, in file order. `each_file` is given
     each file's documents as soon as they are loaded, while later files are still being
     parsed (the caller can validate them meanwhile). `reuse(path, entry)` may give a
-    file's result instead of the parse cache (`entry`: the file's parse-cache key)."""
+    file's result instead of the parse cache (`entry`: the file's parse-cache key).
+    `prepare(result)` runs on each parsed file's result where it is parsed, and the
+    parse cache keeps what it made of it."""
     result = LoadResult()
     env_shown = str(env)
     env = env.resolve()
@@ -720,7 +730,7 @@ def load_environment(env: Path, each_file: Callable[[list[Document]], None] | No
                 "the file links outside its environment",
                 "copy the file into the environment instead of linking to it",
             )
-    for loaded in _load_files(files, env, env_shown, reuse):
+    for loaded in _load_files(files, env, env_shown, reuse, prepare):
         result.documents.extend(loaded.documents)
         result.diagnostics.extend(loaded.diagnostics)
         if each_file is not None:
@@ -759,14 +769,15 @@ def _check_is_one_environment(result: LoadResult, files: list[Path], env: Path,
             f"pass each environment directory on its own, e.g. 'reconciler plan {example}'")
 
 
-def _load_files(files: list[Path], env: Path, env_shown: str, reuse: Reuse | None
-                ) -> Iterator[LoadResult]:
+def _load_files(files: list[Path], env: Path, env_shown: str, reuse: Reuse | None,
+                prepare: Prepare | None) -> Iterator[LoadResult]:
     """Results in file order: given by `reuse`, else from the parse cache where a file is
     unchanged, the others parsed (on every core when there is much to parse) and kept for
     the next run. Results are unpickled as they arrive, while the workers parse the files
     after them."""
     cache = ParseCache.open()
-    entries = [cache.entry(path, env, env_shown, file_digest(path)) if cache else None
+    variant = _variant(prepare)
+    entries = [cache.entry(path, env, env_shown, file_digest(path), variant) if cache else None
                for path in files]
     reused = [reuse(path, entry.name) if reuse and entry else None
               for path, entry in zip(files, entries)]
@@ -775,7 +786,7 @@ def _load_files(files: list[Path], env: Path, env_shown: str, reuse: Reuse | Non
     missing = [path for path, blob, done in zip(files, blobs, reused)
                if blob is None and done is None]
     log.info("parse cache: %d of %d files unchanged", len(files) - len(missing), len(files))
-    parsed = _parse_all(missing, env, env_shown, cache)
+    parsed = _parse_all(missing, env, env_shown, cache, prepare)
     for index, blob in enumerate(blobs):
         blobs[index] = None  # each pickle is dropped once loaded (240 MB at 1M extensions)
         if reused[index] is not None:
@@ -786,12 +797,19 @@ def _load_files(files: list[Path], env: Path, env_shown: str, reuse: Reuse | Non
         cache.prune()
 
 
-def _parse_all(files: list[Path], env: Path, env_shown: str, cache: ParseCache | None):
+def _variant(prepare: Prepare | None) -> str:
+    """What distinguishes parse-cache entries made with `prepare` from plain ones."""
+    return "" if prepare is None else f"{prepare.__module__}.{prepare.__qualname__}"
+
+
+def _parse_all(files: list[Path], env: Path, env_shown: str, cache: ParseCache | None,
+               prepare: Prepare | None):
     """Parse (and keep) each file, yielding its result pickled, in order (large sets on
     several processes)."""
     if not files:
         return
-    work = partial(_parse_and_keep, env=env, env_shown=env_shown, cache=cache)
+    work = partial(_parse_and_keep, env=env, env_shown=env_shown, cache=cache,
+                   prepare=prepare)
     workers = min(os.cpu_count() or 1, 4)
     size = sum(path.stat().st_size for path in files)
     if workers < 2 or len(files) < 2 or size < PARALLEL_THRESHOLD_BYTES:
@@ -802,12 +820,17 @@ def _parse_all(files: list[Path], env: Path, env_shown: str, cache: ParseCache |
         yield from pool.map(work, files, chunksize=max(1, len(files) // (workers * 4)))
 
 
-def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | None) -> bytes:
+def _parse_and_keep(path: Path, env: Path, env_shown: str, cache: ParseCache | None,
+                    prepare: Prepare | None) -> bytes:
     """The pickled result of parsing `path`, kept under the digest of the bytes parsed (not
     of those the caller hashed: the file may have changed in between)."""
     data = path.read_bytes()
     result = load_file(path, env, env_shown, data)
+    if prepare is not None:
+        with paused_gc():
+            prepare(result)
     blob = dumps(result)
     if cache and not result.plain_secret:
-        cache.put(cache.entry(path, env, env_shown, hashlib.sha256(data).digest()), blob)
+        digest = hashlib.sha256(data).digest()
+        cache.put(cache.entry(path, env, env_shown, digest, _variant(prepare)), blob)
     return blob

@@ -54,13 +54,14 @@ class ParseCache:
             log.debug("parse cache off: %s", exc)
             return None
 
-    def entry(self, path: Path, env: Path, env_shown: str, content: bytes) -> Path:
+    def entry(self, path: Path, env: Path, env_shown: str, content: bytes,
+              variant: str = "") -> Path:
         """Where the result of parsing the file `path` of `env` is kept, when its bytes
-        have the SHA-256 `content`."""
+        have the SHA-256 `content` (`variant`: what else was done to it, if anything)."""
         from .cache import code_digest
 
         digest = hashlib.sha256(code_digest().encode())
-        for part in (str(path), str(env), env_shown):
+        for part in (str(path), str(env), env_shown, variant):
             digest.update(part.encode() + b"\0")
         digest.update(content)
         return self.directory / digest.hexdigest()

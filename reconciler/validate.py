@@ -18,6 +18,7 @@ from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
 from .loader import (
     Document,
+    LoadResult,
     YList,
     keep_positions_only,
     load_environment,
@@ -50,19 +51,46 @@ def validate_documents(
     else becomes a diagnostic."""
     manifests = manifests if manifests is not None else Manifests(env)
     for doc in documents:
-        model_class = KINDS.get(doc.kind)
-        if model_class is None:
-            diagnostics.error(
-                doc.locate("kind"), f"unknown kind '{doc.kind}'", did_you_mean(doc.kind, list(KINDS))
-            )
-            continue
-        try:
-            model = model_class.model_validate(doc.body)
-        except ValidationError as exc:
-            diagnostics.extend(schema_diagnostics(doc, model_class, exc))
-            continue
-        _register(manifests, model, doc, diagnostics, need_secrets)
+        model, problems = check_document(doc)
+        diagnostics.extend(problems)
+        if model is not None:
+            _register(manifests, model, doc, diagnostics, need_secrets)
     return manifests
+
+
+def check_document(doc: Document) -> tuple[BaseModel | None, Diagnostics]:
+    """The document as its kind's model (None if it is not one), and what is wrong with it."""
+    diagnostics = Diagnostics()
+    model_class = KINDS.get(doc.kind)
+    if model_class is None:
+        diagnostics.error(
+            doc.locate("kind"), f"unknown kind '{doc.kind}'", did_you_mean(doc.kind, list(KINDS))
+        )
+        return None, diagnostics
+    try:
+        return model_class.model_validate(doc.body), diagnostics
+    except ValidationError as exc:
+        return None, schema_diagnostics(doc, model_class, exc)
+
+
+def check_where_parsed(result: LoadResult) -> None:
+    """Check each document of a parsed file against its model, where the file is parsed
+    (loader `prepare`: in a worker process, beside the parsing of other files), and keep
+    only the positions of the tenants' extension lists, which the checked models hold.
+    The main process then registers the models; pickles of the lists are ~4× smaller."""
+    for doc in result.documents:
+        doc.checked = check_document(doc)
+        _compact(doc)
+
+
+def _compact(doc: Document) -> bool:
+    """Let go of a validated tenant's extension mappings (later steps only locate their
+    fields); whether there were any."""
+    extensions = doc.body.get("extensions") if doc.kind == "Tenant" else None
+    if isinstance(extensions, YList):
+        keep_positions_only(extensions)
+        return True
+    return False
 
 
 _TABLES = {Account: ("accounts", "customer_number"), BasePackage: ("packages", "id"),
@@ -340,7 +368,8 @@ def validate_environment(env: Path, *, need_secrets: bool = False, memo=None):
                 memo.saw(documents)
             early.take(documents)
 
-        loaded = load_environment(env, take, memo.reuse if memo is not None else None)
+        loaded = load_environment(env, take, memo.reuse if memo is not None else None,
+                                  check_where_parsed)
         if early.stopped and early.compacted:
             # A template's overrides may be among the files validated before the first
             # `Use`, their extension lists compacted: load the documents again whole.
@@ -375,14 +404,14 @@ class _EarlyValidation:
         if self.stopped or any(doc.kind == "Use" for doc in documents):
             self.stopped = True
             return
-        validate_documents(self.env, documents, self.diagnostics,
-                           need_secrets=self.need_secrets, manifests=self.manifests)
+        for doc in documents:
+            checked, doc.checked = doc.checked, None
+            model, problems = checked or check_document(doc)
+            self.diagnostics.extend(problems)
+            if model is not None:
+                _register(self.manifests, model, doc, self.diagnostics, self.need_secrets)
+            self.compacted |= _compact(doc)
         self.count += len(documents)
-        for doc in documents:  # validated: later steps only locate their fields
-            extensions = doc.body.get("extensions") if doc.kind == "Tenant" else None
-            if isinstance(extensions, YList):
-                keep_positions_only(extensions)
-                self.compacted = True
 
     def covers(self, documents: list[Document]) -> bool:
         """Whether what was validated is exactly `documents` (nothing expanded or dropped).

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES
+from reconciler import loader
 from reconciler.loader import load_environment
 from reconciler.rules import check_rules
 from reconciler.template import expand_templates
@@ -44,4 +45,17 @@ def test_early_validation_equals_validation_after_loading(env, monkeypatch, tmp_
     monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "cache"))
     early = comparable(*validate_environment(env, need_secrets=True))
     assert early == comparable(*after_loading(env))
+
+
+@pytest.mark.parametrize("env", [env for env in CASES if len(list(env.rglob("*.y*ml"))) > 1],
+                         ids=lambda p: p.name)
+def test_checking_in_worker_processes_equals_validation_after_loading(env, monkeypatch,
+                                                                      tmp_path):
+    """Documents checked where they are parsed (worker processes), and read back from the
+    parse cache, give what validating all of them after loading gives."""
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(loader, "PARALLEL_THRESHOLD_BYTES", 0)
+    expected = comparable(*after_loading(env))
+    for _ in ("parsed", "from the parse cache"):
+        assert comparable(*validate_environment(env, need_secrets=True)) == expected
 
