@@ -142,34 +142,45 @@ class LoadResult:
 
 
 class KeptPositions:
-    """What `keep_positions_only` leaves of a mapping: where it and each of its keys stood.
+    """What `keep_positions_only` leaves of a list of mappings: where the list, each item
+    and each item's keys stood.
 
-    ~200 bytes instead of ~800 for a YMap's position dict: the key names are one tuple
-    shared by the mappings with the same keys, the positions one array.
+    A few arrays for the whole list (~100 bytes per item) instead of a mapping per item
+    (~1.1 KB): pickled from a worker process and kept by the plan, up to a million.
     """
 
-    __slots__ = ("position", "keys", "marks")
+    __slots__ = ("position", "items", "key_sets", "key_set_of", "starts", "marks")
 
-    def __init__(self, mapping: YMap, key_tuples: dict[tuple, tuple]):
-        keys = tuple(mapping.key_positions)
-        self.position = mapping.position
-        self.keys = key_tuples.setdefault(keys, keys)
-        self.marks = array("Q", mapping.key_positions.values())
+    def __init__(self, items: YList):
+        key_sets: dict[tuple, int] = {}
+        self.position = items.position
+        self.items = array("Q", items.item_positions)
+        self.key_set_of, self.starts, self.marks = array("I"), array("I"), array("Q")
+        for item in items:
+            positions = item.key_positions if isinstance(item, YMap) else {}
+            self.key_set_of.append(key_sets.setdefault(tuple(positions), len(key_sets)))
+            self.starts.append(len(self.marks))
+            self.marks.extend(positions.values())
+        self.key_sets = tuple(key_sets)
 
-    def mark(self, key: str) -> int | None:
-        return self.marks[self.keys.index(key)] if key in self.keys else None
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def find(self, steps, position: int) -> int:
+        """The position of an item (`steps[0]`) or of its key (`steps[1]`), as deep as it
+        is known; `position` when the item is not there."""
+        index = steps[0]
+        if not isinstance(index, int) or not 0 <= index < len(self.items):
+            return position
+        if len(steps) > 1 and steps[1] in (keys := self.key_sets[self.key_set_of[index]]):
+            return self.marks[self.starts[index] + keys.index(steps[1])]
+        return self.items[index]
 
 
-def keep_positions_only(items: YList) -> None:
-    """Let go of the values of a parsed list's mappings, keeping where each key stood:
-    once a tenant's extensions are validated, a plan only locates their fields (this
-    frees ~1.1 KB per extension)."""
-    if items and isinstance(items[0], KeptPositions):
-        return  # done where the file was parsed
-    key_tuples: dict[tuple, tuple] = {}
-    for index, item in enumerate(items):
-        if isinstance(item, YMap):
-            items[index] = KeptPositions(item, key_tuples)
+def keep_positions_only(items: YList) -> KeptPositions:
+    """What a plan needs of a validated list of mappings (a tenant's extensions), which it
+    only locates fields in from then on."""
+    return KeptPositions(items)
 
 
 # (file, its parse-cache key) → its load result, or None
@@ -181,7 +192,7 @@ Prepare = Callable[["LoadResult"], None]
 def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source:
     """Walk `path` through YMap/YList and return the deepest known position."""
     position = getattr(node, "position", 0)
-    for step in path:
+    for depth, step in enumerate(path):
         if isinstance(node, YMap) and (step in node or step in node.key_positions):
             position = node.key_positions.get(step, position)
             node = node.get(step)
@@ -189,8 +200,8 @@ def locate(node: object, file: str, path: tuple | list, via: str = "") -> Source
             position = node.item_positions[step]
             node = node[step]
         else:
-            if isinstance(node, KeptPositions):  # a value let go of: its key is the deepest
-                position = node.mark(step) or position
+            if isinstance(node, KeptPositions):  # values let go of: a key is the deepest
+                position = node.find(path[depth:], position)
             break
     line, column = unpack(position)
     return Source(file, line, column, via)

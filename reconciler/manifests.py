@@ -56,6 +56,9 @@ class TenantEntry(Located):
     # With the plan memo: what the last clean plan found for this tenant's extensions,
     # which were then neither loaded nor validated (`extensions` is empty).
     sealed: typing.Any = None  # memo.TenantSummary
+    # The extensions' resources, when they could be built as soon as the tenant was
+    # validated, while later files were still being parsed (resources.prebuild_extensions).
+    extension_resources: list | None = None
 
     @property
     def extension_count(self) -> int:

@@ -199,11 +199,17 @@ def _validate(env: Path, memo):
     # Imported here, not at the top: a plan served from the cache needs none of it.
     from .validate import validate_environment
 
-    manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
+    from .resources import prebuild_extensions
+
+    def load():
+        return validate_environment(env, need_secrets=True, memo=memo,
+                                    each_tenant=prebuild_extensions)
+
+    manifests, diagnostics = load()
     if memo is not None and memo.reused and not memo.consistent():
         log.info("plan memo: a file changed outside its extension lists; loading everything")
         memo.forget()
-        manifests, diagnostics = validate_environment(env, need_secrets=True, memo=memo)
+        manifests, diagnostics = load()
     return manifests, diagnostics
 
 

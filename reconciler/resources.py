@@ -175,7 +175,7 @@ def _master_depth(manifests: Manifests, name: str) -> int:
 
 
 def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExtensions, add) -> None:
-    from .dids import AUTO, tenant_blocks
+    from .dids import tenant_blocks
     from .logo import logo_digest, logo_image
 
     tenant = entry.model
@@ -195,9 +195,31 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
             secrets["password"] = entry.passwords[user.email]
         add(Resource("user", user_id(tenant.name, user.email), scope, user_attrs, secrets,
                      doc=entry.doc, path=("users", index)))
-    numbers = assign_numbers(entry, existing)
-    blocks = tenant_blocks(manifests, tenant)
+    extensions = entry.extension_resources
+    if extensions is None:
+        numbers = assign_numbers(entry, existing)
+        extensions = _extension_resources(entry, numbers, tenant_blocks(manifests, tenant))
+    for resource in extensions:
+        add(resource)
+
+
+def prebuild_extensions(entry: TenantEntry) -> None:
+    """Build a tenant's extension resources as soon as it is validated (the plan does this
+    while the parser processes work on later files), unless they depend on more than the
+    tenant: an `auto` number (the state) or an `auto` DID (the sites' number blocks)."""
+    from .dids import AUTO
+
+    if not any(ext.model.number == "auto" or ext.model.did == AUTO for ext in entry.extensions):
+        numbers = [ext.model.number for ext in entry.extensions]
+        entry.extension_resources = _extension_resources(entry, numbers, blocks=None)
+
+
+def _extension_resources(entry: TenantEntry, numbers: list[str], blocks) -> list[Resource]:
+    from .dids import AUTO
+
+    tenant = entry.model
     shared: dict = {}  # see _extension_attrs
+    resources = []
     for index, (ext_entry, number) in enumerate(zip(entry.extensions, numbers)):
         ext = ext_entry.model
         ext_attrs = _extension_attrs(ext, tenant.name, number, shared)
@@ -206,12 +228,14 @@ def _add_tenant(manifests: Manifests, entry: TenantEntry, existing: ExistingExte
         secrets = {"pin": ext_entry.pin} if ext_entry.pin is not None else {}
         if ext_entry.sip_password is not None:
             secrets["sip_password"] = ext_entry.sip_password
+        ident = f"{tenant.name}/{number}"
         if ext_entry.row is None:
-            add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
-                         entry.doc, ("extensions", index)))
+            resources.append(Resource("extension", ident, tenant.account, ext_attrs, secrets,
+                                      entry.doc, ("extensions", index)))
         else:
-            add(Resource("extension", f"{tenant.name}/{number}", scope, ext_attrs, secrets,
-                         row=ext_entry.row))
+            resources.append(Resource("extension", ident, tenant.account, ext_attrs, secrets,
+                                      row=ext_entry.row))
+    return resources
 
 
 def user_id(tenant: str, email: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import Path
+from typing import Callable
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +19,7 @@ from .batch import parse_batch
 from .diagnostics import Diagnostics, did_you_mean
 from .loader import (
     Document,
+    KeptPositions,
     LoadResult,
     YList,
     keep_positions_only,
@@ -85,12 +87,12 @@ def check_where_parsed(result: LoadResult) -> None:
 
 def _compact(doc: Document) -> bool:
     """Let go of a validated tenant's extension mappings (later steps only locate their
-    fields); whether there were any."""
+    fields); whether the document has such a list (compacted now or before)."""
     extensions = doc.body.get("extensions") if doc.kind == "Tenant" else None
     if isinstance(extensions, YList):
-        keep_positions_only(extensions)
+        doc.body["extensions"] = keep_positions_only(extensions)
         return True
-    return False
+    return isinstance(extensions, KeptPositions)
 
 
 _TABLES = {Account: ("accounts", "customer_number"), BasePackage: ("packages", "id"),
@@ -351,17 +353,19 @@ def _inner_model(annotation):
     return None
 
 
-def validate_environment(env: Path, *, need_secrets: bool = False, memo=None):
+def validate_environment(env: Path, *, need_secrets: bool = False, memo=None,
+                         each_tenant: Callable[[TenantEntry], None] | None = None):
     """Load and validate one environment: (Manifests, Diagnostics).
 
     Each file's documents are validated as soon as they are loaded, while the parser
     processes work on the files after it. An environment with templates (`Use`), or
     one the loader refuses as a whole, is validated again from the loaded documents.
     With a plan memo (memo.PlanMemo), unchanged files may come from it, their tenants
-    sealed; the memo sees every file's documents.
+    sealed; the memo sees every file's documents. `each_tenant` is given each tenant
+    validated early, as soon as it is.
     """
     with paused_gc():
-        early = _EarlyValidation(env.resolve(), need_secrets)
+        early = _EarlyValidation(env.resolve(), need_secrets, each_tenant)
 
         def take(documents: list[Document]) -> None:
             if memo is not None:
@@ -392,8 +396,9 @@ class _EarlyValidation:
     """Validates documents as the loader delivers them, until a template (`Use`) shows up:
     templates are expanded over all documents at once."""
 
-    def __init__(self, env: Path, need_secrets: bool):
-        self.env, self.need_secrets = env, need_secrets
+    def __init__(self, env: Path, need_secrets: bool,
+                 each_tenant: Callable[[TenantEntry], None] | None):
+        self.env, self.need_secrets, self.each_tenant = env, need_secrets, each_tenant
         self.manifests = Manifests(env)
         self.diagnostics = Diagnostics()
         self.count = 0
@@ -410,6 +415,10 @@ class _EarlyValidation:
             self.diagnostics.extend(problems)
             if model is not None:
                 _register(self.manifests, model, doc, self.diagnostics, self.need_secrets)
+                if self.each_tenant and isinstance(model, Tenant):
+                    entry = self.manifests.tenants[model.name]
+                    if entry.doc is doc:  # not a second tenant of the name (reported)
+                        self.each_tenant(entry)
             self.compacted |= _compact(doc)
         self.count += len(documents)
 

@@ -29,3 +29,29 @@ def test_a_tenant_keeps_every_field_of_its_extensions():
     kept, = tenant.extensions
     assert type(kept) is ExtensionValues
     assert kept._asdict() == dict(Extension.model_validate(raw))
+
+
+def _comparable(resources: dict) -> list:
+    return [(key, r.scope, r.attrs, sorted(r.secrets), r.path, r.row, r.rank,
+             r.source("number") if key[0] == "extension" else None)
+            for key, r in resources.items()]
+
+
+def test_extensions_built_while_loading_equal_those_built_after(monkeypatch, tmp_path):
+    """The plan builds a tenant's extension resources as soon as the tenant is validated
+    (prebuild_extensions): the same resources, in the same order, as building them after."""
+    from conftest import EXAMPLES
+
+    from reconciler.resources import desired_resources, prebuild_extensions
+    from reconciler.validate import validate_environment
+
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "cache"))
+    built_early = 0
+    for env in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        early, diagnostics = validate_environment(env, each_tenant=prebuild_extensions)
+        if diagnostics.has_errors():
+            continue
+        built_early += sum(e.extension_resources is not None for e in early.tenants.values())
+        after, _ = validate_environment(env)
+        assert _comparable(desired_resources(early)) == _comparable(desired_resources(after))
+    assert built_early > 5
