@@ -2,13 +2,14 @@
 
 Most manifests are read by `blockyaml`, a line parser for the plain block YAML
 they are written in; any other text goes to ruamel.yaml's C composer (libyaml)
-and our own small constructor instead of ruamel's Python constructors: the round-trip loader is far too slow
-for 100k extensions, and the safe constructor loses line numbers. Ours types
-plain scalars as YAML 1.2's core schema does, which is what editors and JSON
-Schema validators see: `null`/`~`/empty, `true`/`false`, and numbers, which
-keep the text as written (`YInt`, `YFloat`: "quote it: \"0100\"" needs the
-zero). Everything else, and every quoted scalar, is a string. It records
-`line:column` of every mapping, key and list item, refuses duplicate keys,
+and our own small constructor instead of ruamel's Python constructors: the
+round-trip loader is far too slow for 100k extensions, and the safe
+constructor loses line numbers. Both type plain scalars as YAML 1.2's core
+schema does, which is what editors and JSON Schema validators see:
+`null`/`~`/empty, `true`/`false`, and numbers, which keep the text as written
+(`YInt`, `YFloat`: "quote it: \"0100\"" needs the zero). Everything else, and
+every quoted scalar, is a string. Both record `line:column` of every mapping,
+key and list item; the constructor refuses duplicate keys,
 custom tags, `%YAML` directives, aliases that expand beyond a small bound and
 deep nesting.
 """
@@ -142,8 +143,9 @@ class LoadResult:
 
 
 class KeptPositions:
-    """What `keep_positions_only` leaves of a list of mappings: where the list, each item
-    and each item's keys stood.
+    """What a plan keeps of a validated list of mappings (a tenant's extensions), which
+    it only locates fields in from then on: where the list, each item and each item's
+    keys stood.
 
     A few arrays for the whole list (~100 bytes per item) instead of a mapping per item
     (~1.1 KB): pickled from a worker process and kept by the plan, up to a million.
@@ -175,12 +177,6 @@ class KeptPositions:
         if len(steps) > 1 and steps[1] in (keys := self.key_sets[self.key_set_of[index]]):
             return self.marks[self.starts[index] + keys.index(steps[1])]
         return self.items[index]
-
-
-def keep_positions_only(items: YList) -> KeptPositions:
-    """What a plan needs of a validated list of mappings (a tenant's extensions), which it
-    only locates fields in from then on."""
-    return KeptPositions(items)
 
 
 # (file, its parse-cache key) → its load result, or None

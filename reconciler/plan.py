@@ -197,9 +197,8 @@ def _open_memo(env: Path, store: StateStore, options: PlanOptions, key):
 def _validate(env: Path, memo):
     """The validated manifests; with tenants sealed where the memo stands for them."""
     # Imported here, not at the top: a plan served from the cache needs none of it.
-    from .validate import validate_environment
-
     from .resources import prebuild_extensions
+    from .validate import validate_environment
 
     def load():
         return validate_environment(env, need_secrets=True, memo=memo,

@@ -22,7 +22,6 @@ from .loader import (
     KeptPositions,
     LoadResult,
     YList,
-    keep_positions_only,
     load_environment,
     number_text,
     paused_gc,
@@ -90,7 +89,7 @@ def _compact(doc: Document) -> bool:
     fields); whether the document has such a list (compacted now or before)."""
     extensions = doc.body.get("extensions") if doc.kind == "Tenant" else None
     if isinstance(extensions, YList):
-        doc.body["extensions"] = keep_positions_only(extensions)
+        doc.body["extensions"] = KeptPositions(extensions)
         return True
     return isinstance(extensions, KeptPositions)
 

@@ -32,7 +32,7 @@ def test_a_list_kept_as_positions_only_still_locates_every_field():
     paths = [("extensions", 0, "name"), ("extensions", 0, "addons", 0), ("extensions", 1),
              ("extensions", 1, "name"), ("extensions", 1, "missing"), ("extensions", 2)]
     before = [loader.locate(body, "t.yaml", path) for path in paths]
-    body["extensions"] = loader.keep_positions_only(body["extensions"])
+    body["extensions"] = loader.KeptPositions(body["extensions"])
     assert type(body["extensions"]) is loader.KeptPositions
     after = [loader.locate(body, "t.yaml", path) for path in paths]
     assert after[0] == before[0] and after[2:] == before[2:]
