@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from sys import intern
 
+from .loader import YList, YMap, _pack, plain_scalar
+
 # Characters libyaml reads as printable text without a second meaning: no
 # tab or carriage return, no NEL/LS/PS line breaks, no byte-order mark.
 _UNUSUAL = re.compile("[^\n -~\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
@@ -69,10 +71,6 @@ def parse(text: str) -> tuple[list, bool] | None:
         return None
 
 
-def _pack(line: int, column: int) -> int:
-    return (line << 16) | (column if column < 0xFFFF else 0xFFFF)
-
-
 class _Frame:
     """An open block collection: its indentation, and for a mapping the key whose
     value is on the next lines."""
@@ -87,11 +85,9 @@ class _Frame:
 
 class _Parser:
     def __init__(self):
-        from .loader import YList, YMap, plain_scalar
         from .model import SECRET_FIELDS
         from .secrets import INITIAL_PIN
 
-        self.ymap, self.ylist, self.plain_scalar = YMap, YList, plain_scalar
         self.secret_keys, self.initial_pin = SECRET_FIELDS, INITIAL_PIN
         self.plain_secret = False
 
@@ -99,7 +95,7 @@ class _Parser:
         documents = []
         stack: list[_Frame] = []
         line_match, blank_match = _LINE.fullmatch, _BLANK.fullmatch
-        secret_keys, words, ymap = self.secret_keys, _WORDS, self.ymap
+        secret_keys, words = self.secret_keys, _WORDS
         # The open mapping and its indentation, when its next key needs no more than the
         # loop below (no pending key); the list it is an item of, and that list's indent.
         mapping, indent, column, positions = {}, -1, 0, None
@@ -123,8 +119,8 @@ class _Parser:
                 if dash is not None:
                     indent = list_indent + len(dash)
                     column = min(indent + 1, 0xFFFF)
-                    mapping = ymap()
-                    mapping.position = (number << 16) | column
+                    mapping = YMap()
+                    mapping.position = _pack(number, indent + 1)
                     mapping.key_positions = positions = {}
                     item_list.append(mapping)
                     item_list.item_positions.append(mapping.position)
@@ -137,10 +133,10 @@ class _Parser:
                 if type(value) is str and len(value) <= 12:
                     value = intern(value)
                 key = intern(key)
-                positions[key] = (number << 16) | column
+                positions[key] = (number << 16) | column  # _pack, with `column` capped once
                 mapping[key] = value
                 if key in secret_keys:
-                    self._set(key, value)
+                    self._check_secret(key, value)
                 continue
             self._line(stack, number, match)
             top = stack[-1]
@@ -205,7 +201,7 @@ class _Parser:
             raise _NotSimple
 
     def _mapping(self, number: int, column: int):
-        mapping = self.ymap()
+        mapping = YMap()
         mapping.position = _pack(number, column + 1)
         mapping.key_positions = {}
         return mapping
@@ -228,7 +224,7 @@ class _Parser:
         else:
             return False
         if dash:
-            value = self.ylist()
+            value = YList()
             value.position = _pack(number, indent + 1)
             value.item_positions = []
         else:
@@ -254,9 +250,9 @@ class _Parser:
             mapping[key] = None
             frame.pending = key
             return
-        mapping[key] = self._set(key, self._value(value, number, match.start(4)))
+        mapping[key] = self._check_secret(key, self._value(value, number, match.start(4)))
 
-    def _set(self, key: str, value):
+    def _check_secret(self, key: str, value):
         """`value`, noting a secret written in plain text (see loader._check_plain)."""
         if key in self.secret_keys and value != self.initial_pin and not isinstance(
                 value, (dict, list)):
@@ -272,7 +268,7 @@ class _Parser:
         elif first in "[{":
             return self._flow(text, number, column)
         else:
-            value = self.plain_scalar(text)
+            value = plain_scalar(text)
             if type(value) is not str:
                 return value
         return intern(value) if len(value) <= 12 else value
@@ -283,7 +279,7 @@ class _Parser:
         if is_map:
             result = self._mapping(number, column)
         else:
-            result = self.ylist()
+            result = YList()
             result.position = _pack(number, column + 1)
             result.item_positions = []
         inner = text[1:-1]
@@ -301,7 +297,7 @@ class _Parser:
                     if key in result:
                         raise _NotSimple
                     result.key_positions[key] = _pack(number, column + 2 + match.start(1))
-                    result[key] = self._set(key, value)
+                    result[key] = self._check_secret(key, value)
                 else:
                     result.append(value)
                     result.item_positions.append(_pack(number, value_column + 1))

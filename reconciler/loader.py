@@ -35,7 +35,6 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from . import blockyaml
 from .diagnostics import Diagnostic, Diagnostics, Source, display_path
 from .digests import file_digest
 from .gcpause import paused_gc
@@ -164,9 +163,6 @@ class KeptPositions:
             self.starts.append(len(self.marks))
             self.marks.extend(positions.values())
         self.key_sets = tuple(key_sets)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def find(self, steps, position: int) -> int:
         """The position of an item (`steps[0]`) or of its key (`steps[1]`), as deep as it
@@ -582,6 +578,8 @@ def _parse(text: str, shown: str, diagnostics: Diagnostics
             "remove the line; manifests are read as YAML 1.2 without directives",
         )
         return [], False
+    from . import blockyaml  # here: blockyaml builds this module's values
+
     with paused_gc():
         simple = blockyaml.parse(text)
     if simple is not None:

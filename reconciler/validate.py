@@ -43,19 +43,24 @@ from .rules import check_rules
 from .secrets import SecretError, SecretValue, resolve
 from .template import expand_templates
 
+# Work on a tenant as soon as it is validated (resources.prebuild_extensions).
+EachTenant = Callable[[TenantEntry], None]
+
 
 def validate_documents(
     env: Path, documents: list[Document], diagnostics: Diagnostics, *, need_secrets: bool,
-    manifests: Manifests | None = None,
+    manifests: Manifests | None = None, each_tenant: EachTenant | None = None,
 ) -> Manifests:
     """Typed manifests of valid documents (added to `manifests`, when given); everything
-    else becomes a diagnostic."""
+    else becomes a diagnostic. A document checked where it was parsed (`check_where_parsed`)
+    is not checked again. `each_tenant` is given each tenant as soon as it is registered."""
     manifests = manifests if manifests is not None else Manifests(env)
     for doc in documents:
-        model, problems = check_document(doc)
+        checked, doc.checked = doc.checked, None
+        model, problems = checked or check_document(doc)
         diagnostics.extend(problems)
         if model is not None:
-            _register(manifests, model, doc, diagnostics, need_secrets)
+            _register(manifests, model, doc, diagnostics, need_secrets, each_tenant)
     return manifests
 
 
@@ -100,7 +105,7 @@ _TABLES = {Account: ("accounts", "customer_number"), BasePackage: ("packages", "
 
 
 def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnostics,
-              need_secrets: bool) -> None:
+              need_secrets: bool, each_tenant: EachTenant | None) -> None:
     table_name, identity_field = _TABLES[type(model)]
     table = getattr(manifests, table_name)
     identity = getattr(model, identity_field)
@@ -116,6 +121,8 @@ def _register(manifests: Manifests, model, doc: Document, diagnostics: Diagnosti
         entry = TenantEntry(model, doc, sealed=doc.sealed)
         _load_tenant_children(entry, diagnostics, need_secrets)
         table[identity] = entry
+        if each_tenant is not None:
+            each_tenant(entry)
     elif isinstance(model, Target):
         database = _resolve(model.database, doc, ("database",), diagnostics, need_secrets)
         table[identity] = TargetEntry(model, doc, database)
@@ -353,7 +360,7 @@ def _inner_model(annotation):
 
 
 def validate_environment(env: Path, *, need_secrets: bool = False, memo=None,
-                         each_tenant: Callable[[TenantEntry], None] | None = None):
+                         each_tenant: EachTenant | None = None):
     """Load and validate one environment: (Manifests, Diagnostics).
 
     Each file's documents are validated as soon as they are loaded, while the parser
@@ -395,8 +402,7 @@ class _EarlyValidation:
     """Validates documents as the loader delivers them, until a template (`Use`) shows up:
     templates are expanded over all documents at once."""
 
-    def __init__(self, env: Path, need_secrets: bool,
-                 each_tenant: Callable[[TenantEntry], None] | None):
+    def __init__(self, env: Path, need_secrets: bool, each_tenant: EachTenant | None):
         self.env, self.need_secrets, self.each_tenant = env, need_secrets, each_tenant
         self.manifests = Manifests(env)
         self.diagnostics = Diagnostics()
@@ -408,18 +414,12 @@ class _EarlyValidation:
         if self.stopped or any(doc.kind == "Use" for doc in documents):
             self.stopped = True
             return
-        for doc in documents:
-            checked, doc.checked = doc.checked, None
-            model, problems = checked or check_document(doc)
-            self.diagnostics.extend(problems)
-            if model is not None:
-                _register(self.manifests, model, doc, self.diagnostics, self.need_secrets)
-                if self.each_tenant and isinstance(model, Tenant):
-                    entry = self.manifests.tenants[model.name]
-                    if entry.doc is doc:  # not a second tenant of the name (reported)
-                        self.each_tenant(entry)
-            self.compacted |= _compact(doc)
+        validate_documents(self.env, documents, self.diagnostics,
+                           need_secrets=self.need_secrets, manifests=self.manifests,
+                           each_tenant=self.each_tenant)
         self.count += len(documents)
+        for doc in documents:  # validated: later steps only locate their fields
+            self.compacted |= _compact(doc)
 
     def covers(self, documents: list[Document]) -> bool:
         """Whether what was validated is exactly `documents` (nothing expanded or dropped).
